@@ -1,0 +1,115 @@
+//! dm-worker: loads its config, watches its masters and serves `/status` and `/metrics`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use actix::Actor;
+use actix_web::{App, HttpServer, web};
+use clap::Parser;
+use dm::actors::worker::master_probe::MasterProbeActor;
+use dm::api::{self, worker::WorkerState};
+use dm::config::WorkerConfig;
+use dm::error::{DmError, codes};
+use tracing::{error, info};
+
+/// DM worker: runs the migration units of the sources bound to it.
+#[derive(Debug, Parser)]
+#[command(name = "dm-worker", version = env!("CARGO_PKG_VERSION"))]
+struct Args {
+    /// Path of the TOML config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Worker name (unique in the cluster).
+    #[arg(long)]
+    name: Option<String>,
+    /// host:port of the worker's HTTP server.
+    #[arg(long)]
+    worker_addr: Option<String>,
+    /// host:port the master uses to reach this worker.
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    /// dm-master addresses (comma-separated host:port).
+    #[arg(long)]
+    join: Option<String>,
+    /// Keepalive lease TTL in seconds.
+    #[arg(long)]
+    keepalive_ttl: Option<u64>,
+    /// Directory of relay logs.
+    #[arg(long)]
+    relay_dir: Option<String>,
+    /// Log level: debug, info, warn, error, fatal.
+    #[arg(short = 'L', long = "log-level")]
+    log_level: Option<String>,
+    /// Log file (stderr when empty).
+    #[arg(long)]
+    log_file: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", e.report());
+            error!(code = e.code, error = %e.chain(), "dm-worker exits");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), DmError> {
+    let cfg = WorkerConfig::load_with(args.config.as_deref(), |c| {
+        let set = |dst: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut c.name, args.name);
+        set(&mut c.worker_addr, args.worker_addr);
+        set(&mut c.advertise_addr, args.advertise_addr);
+        set(&mut c.join, args.join);
+        set(&mut c.relay_dir, args.relay_dir);
+        set(&mut c.log_level, args.log_level);
+        set(&mut c.log_file, args.log_file);
+        if let Some(t) = args.keepalive_ttl {
+            c.keepalive_ttl = t;
+        }
+    })?;
+    dm::telemetry::init(&cfg.log_level, &cfg.log_file, &cfg.log_format)?;
+    actix_web::rt::System::new().block_on(serve(cfg))
+}
+
+async fn serve(cfg: WorkerConfig) -> Result<(), DmError> {
+    let probe = MasterProbeActor::new(cfg.name.clone(), cfg.masters()).start();
+    let registry = prometheus::Registry::new();
+    dm::metrics::ProcessMetrics::register(&registry, "worker");
+    let registry = web::Data::new(registry);
+    let state = web::Data::new(WorkerState {
+        name: cfg.name.clone(),
+        advertise_addr: cfg.advertise_addr.clone(),
+        probe,
+        started: Instant::now(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(registry.clone())
+            .configure(api::worker::routes)
+    })
+    .workers(1)
+    .bind(api::bind_addr(&cfg.worker_addr))
+    .map_err(|e| {
+        DmError::new(
+            &codes::WORKER_START_SERVICE,
+            format!("cannot listen on worker-addr `{}`", cfg.worker_addr),
+        )
+        .with_cause(e)
+    })?
+    .run();
+    info!(worker = %cfg.name, addr = %cfg.worker_addr, join = %cfg.join, "dm-worker serving");
+    let result = server.await;
+    info!(worker = %cfg.name, "dm-worker stopped");
+    result
+        .map_err(|e| DmError::new(&codes::WORKER_START_SERVICE, "HTTP server failed").with_cause(e))
+}

@@ -1,0 +1,312 @@
+//! dm-master's TOML config, with DM's keys and defaults.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigDuration, Issues, check_host_port, parse_toml, read_file};
+use crate::error::{DmError, codes};
+
+/// `[experimental]` of the master config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct MasterExperimental {
+    pub openapi: bool,
+}
+
+/// The dm-master config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct MasterConfig {
+    pub name: String,
+    pub log_level: String,
+    pub log_file: String,
+    pub log_format: String,
+    /// Address of the HTTP API (OpenAPI, dmctl, worker registration).
+    pub master_addr: String,
+    pub advertise_addr: String,
+    pub data_dir: String,
+    pub peer_urls: String,
+    pub advertise_peer_urls: String,
+    pub initial_cluster: String,
+    pub initial_cluster_state: String,
+    pub join: String,
+    pub max_txn_ops: u32,
+    pub max_request_bytes: u64,
+    pub auto_compaction_mode: String,
+    pub auto_compaction_retention: String,
+    pub quota_backend_bytes: u64,
+    pub openapi: bool,
+    pub experimental: MasterExperimental,
+    pub rpc_timeout: ConfigDuration,
+    pub rpc_rate_limit: f64,
+    pub rpc_rate_burst: u32,
+    pub ssl_ca: String,
+    pub ssl_cert: String,
+    pub ssl_key: String,
+    pub cert_allowed_cn: Vec<String>,
+    pub secret_key_path: String,
+    pub v1_sources_path: String,
+    /// dm-rs: use this existing etcd cluster (comma-separated client URLs) instead of
+    /// starting an etcd member as a child process.
+    pub etcd_endpoints: String,
+    /// dm-rs: client URLs of the embedded etcd member (DM multiplexes them on master-addr).
+    pub etcd_client_urls: String,
+    /// dm-rs: the etcd binary run as the embedded member.
+    pub etcd_binary: String,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            name: "dm-master".into(),
+            log_level: "info".into(),
+            log_file: String::new(),
+            log_format: "text".into(),
+            master_addr: "127.0.0.1:8261".into(),
+            advertise_addr: String::new(),
+            data_dir: String::new(),
+            peer_urls: "http://127.0.0.1:8291".into(),
+            advertise_peer_urls: String::new(),
+            initial_cluster: String::new(),
+            initial_cluster_state: "new".into(),
+            join: String::new(),
+            max_txn_ops: 2048,
+            max_request_bytes: 1_572_864,
+            auto_compaction_mode: "periodic".into(),
+            auto_compaction_retention: "1h".into(),
+            quota_backend_bytes: 2 << 30,
+            openapi: false,
+            experimental: MasterExperimental::default(),
+            rpc_timeout: ConfigDuration::new(Duration::from_secs(30)),
+            rpc_rate_limit: 10.0,
+            rpc_rate_burst: 40,
+            ssl_ca: String::new(),
+            ssl_cert: String::new(),
+            ssl_key: String::new(),
+            cert_allowed_cn: Vec::new(),
+            secret_key_path: String::new(),
+            v1_sources_path: String::new(),
+            etcd_endpoints: String::new(),
+            etcd_client_urls: "http://127.0.0.1:2379".into(),
+            etcd_binary: "etcd".into(),
+        }
+    }
+}
+
+/// Log levels both binaries accept.
+pub const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "fatal"];
+
+/// Checks `log-level` and `log-format` (shared with the worker config).
+pub fn check_log(level: &str, format: &str, issues: &mut Issues) {
+    if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        issues.push(
+            "log-level",
+            &codes::CONFIG_INVALID_VALUE,
+            format!("`{level}` is not one of {}", LOG_LEVELS.join(", ")),
+        );
+    }
+    if !["text", "json"].contains(&format) {
+        issues.push(
+            "log-format",
+            &codes::CONFIG_INVALID_VALUE,
+            format!("`{format}` is not text or json"),
+        );
+    }
+}
+
+fn check_urls(key: &str, urls: &str, issues: &mut Issues) {
+    for u in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let rest = u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"));
+        match rest {
+            Some(hp) if check_host_port(hp.trim_end_matches('/')).is_ok() => {}
+            _ => issues.push(
+                key,
+                &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                format!("`{u}` is not a URL like http://127.0.0.1:8291"),
+            ),
+        }
+    }
+}
+
+impl MasterConfig {
+    /// Reads, parses and validates a master config file; one error lists every problem.
+    pub fn load(path: &Path) -> Result<Self, DmError> {
+        Self::load_with(Some(path), |_| {})
+    }
+
+    /// Reads `path` (or starts from the defaults), applies command-line `overrides`, then
+    /// validates; one error lists every problem.
+    pub fn load_with(
+        path: Option<&Path>,
+        overrides: impl FnOnce(&mut Self),
+    ) -> Result<Self, DmError> {
+        let (text, file) = match path {
+            Some(p) => (
+                read_file(p, &codes::MASTER_CONFIG_TOML_TRANSFORM)?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "command-line flags".to_string()),
+        };
+        Self::parse_checked(&text, &file, overrides)
+    }
+
+    /// Parses and validates master TOML; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Self, DmError> {
+        Self::parse_checked(text, file, |_| {})
+    }
+
+    fn parse_checked(
+        text: &str,
+        file: &str,
+        overrides: impl FnOnce(&mut Self),
+    ) -> Result<Self, DmError> {
+        let mut issues = Issues::default();
+        let mut parsed: Option<Self> = parse_toml(
+            text,
+            &mut issues,
+            &codes::MASTER_CONFIG_UNKNOWN_ITEM,
+            &codes::MASTER_CONFIG_TOML_TRANSFORM,
+        );
+        // Semantic checks also run when there are unknown keys, so one error shows all.
+        if let Some(cfg) = parsed.as_mut() {
+            overrides(cfg);
+            cfg.adjust();
+            cfg.validate(&mut issues);
+        }
+        issues.into_result(
+            &format!("dm-master config `{file}`"),
+            &codes::MASTER_CONFIG_TOML_TRANSFORM,
+        )?;
+        Ok(parsed.expect("no issues means parsed"))
+    }
+
+    /// Fills derived defaults (DM's `default.<name>` data dir, advertise addresses, a
+    /// single-member initial cluster).
+    pub fn adjust(&mut self) {
+        if self.data_dir.is_empty() {
+            self.data_dir = format!("default.{}", self.name);
+        }
+        if self.advertise_addr.is_empty() {
+            self.advertise_addr = self.master_addr.clone();
+        }
+        if self.advertise_peer_urls.is_empty() {
+            self.advertise_peer_urls = self.peer_urls.clone();
+        }
+        if self.initial_cluster.is_empty() && self.join.is_empty() {
+            self.initial_cluster = format!("{}={}", self.name, self.advertise_peer_urls);
+        }
+    }
+
+    /// Pushes every problem into `issues`.
+    pub fn validate(&self, issues: &mut Issues) {
+        if self.name.trim().is_empty() {
+            issues.push("name", &codes::CONFIG_MISSING_KEY, "name is empty");
+        }
+        check_log(&self.log_level, &self.log_format, issues);
+        if let Err(e) = check_host_port(&self.master_addr) {
+            issues.push("master-addr", &codes::MASTER_HOST_PORT_NOT_VALID, e);
+        }
+        match check_host_port(&self.advertise_addr) {
+            Err(e) => issues.push("advertise-addr", &codes::MASTER_ADVERTISE_ADDR_NOT_VALID, e),
+            Ok(())
+                if self.advertise_addr.starts_with(':')
+                    || self.advertise_addr.starts_with("0.0.0.0:") =>
+            {
+                issues.push(
+                    "advertise-addr",
+                    &codes::MASTER_ADVERTISE_ADDR_NOT_VALID,
+                    format!(
+                        "`{}` is not an address other members can reach; set advertise-addr",
+                        self.advertise_addr
+                    ),
+                )
+            }
+            Ok(()) => {}
+        }
+        check_urls("peer-urls", &self.peer_urls, issues);
+        check_urls("advertise-peer-urls", &self.advertise_peer_urls, issues);
+        for member in self
+            .initial_cluster
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            match member.split_once('=') {
+                Some((n, u)) if !n.is_empty() => check_urls("initial-cluster", u, issues),
+                _ => issues.push(
+                    "initial-cluster",
+                    &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                    format!("`{member}` is not name=url"),
+                ),
+            }
+        }
+        if !["new", "existing"].contains(&self.initial_cluster_state.as_str()) {
+            issues.push(
+                "initial-cluster-state",
+                &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                format!("`{}` is not new or existing", self.initial_cluster_state),
+            );
+        }
+        for j in self
+            .join
+            .split(',')
+            .map(str::trim)
+            .filter(|j| !j.is_empty())
+        {
+            if let Err(e) = check_host_port(
+                j.trim_start_matches("http://")
+                    .trim_start_matches("https://"),
+            ) {
+                issues.push("join", &codes::MASTER_HOST_PORT_NOT_VALID, e);
+            }
+        }
+        check_urls("etcd-endpoints", &self.etcd_endpoints, issues);
+        check_urls("etcd-client-urls", &self.etcd_client_urls, issues);
+        if let Err(e) = self.rpc_timeout.check() {
+            issues.push("rpc-timeout", &codes::MASTER_CONFIG_TOML_TRANSFORM, e);
+        }
+        if self.rpc_rate_limit <= 0.0 {
+            issues.push(
+                "rpc-rate-limit",
+                &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                "rpc-rate-limit must be positive",
+            );
+        }
+        if self.rpc_rate_burst == 0 {
+            issues.push(
+                "rpc-rate-burst",
+                &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                "rpc-rate-burst must be at least 1",
+            );
+        }
+        if !["periodic", "revision"].contains(&self.auto_compaction_mode.as_str()) {
+            issues.push(
+                "auto-compaction-mode",
+                &codes::MASTER_CONFIG_TOML_TRANSFORM,
+                format!(
+                    "`{}` is not periodic or revision",
+                    self.auto_compaction_mode
+                ),
+            );
+        }
+        if !self.secret_key_path.is_empty() {
+            if let Err(e) = super::SecretKey::from_file(Path::new(&self.secret_key_path)) {
+                issues.push("secret-key-path", &codes::CONFIG_SECRET_KEY, e.message);
+            }
+        }
+    }
+
+    /// The external etcd endpoints, when configured.
+    pub fn external_etcd(&self) -> Vec<String> {
+        self.etcd_endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}

@@ -1,0 +1,237 @@
+//! The code table. Numbers are DM's where DM has the same error (see its `errors.toml`), so a
+//! DM user's runbooks and alerts keep working; codes new in dm-rs take numbers DM leaves unused
+//! at the end of a class's range (config from 20901, the `actor` class at 45001).
+//!
+//! `resumable` says whether the worker's auto-resume may re-create the failed unit from its
+//! checkpoint; it is the only place retryability is decided.
+
+use super::{ErrorClass, ErrorLevel, ErrorScope};
+
+/// One entry of the code table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub code: u32,
+    /// The constant's name, as rendered in `docs/errors.toml`.
+    pub name: &'static str,
+    pub class: ErrorClass,
+    pub scope: ErrorScope,
+    pub level: ErrorLevel,
+    /// Generic message, used when an occurrence has nothing to add.
+    pub message: &'static str,
+    /// What the operator should do.
+    pub workaround: &'static str,
+    pub resumable: bool,
+}
+
+macro_rules! define_codes {
+    ($( $(#[$doc:meta])* $name:ident = ($code:expr, $class:ident, $scope:ident, $level:ident, $resumable:expr, $msg:expr, $work:expr); )*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: ErrorCode = ErrorCode {
+                code: $code,
+                name: stringify!($name),
+                class: ErrorClass::$class,
+                scope: ErrorScope::$scope,
+                level: ErrorLevel::$level,
+                message: $msg,
+                workaround: $work,
+                resumable: $resumable,
+            };
+        )*
+        /// Every code, in table order.
+        pub static ALL_CODES: &[&ErrorCode] = &[$(&$name),*];
+    };
+}
+
+const CHECK_CONFIG: &str = "Correct the named keys in the configuration file, then retry.";
+const CHECK_NETWORK: &str =
+    "Check that the database is reachable and the account is valid; dm-rs retries on its own.";
+
+define_codes! {
+    // ---- database (10001) ----
+    DB_DRIVER_ERROR = (10001, Database, NotSet, High, true, "database driver error", CHECK_NETWORK);
+    DB_BAD_CONN = (10002, Database, NotSet, High, true, "bad database connection", CHECK_NETWORK);
+    DB_INVALID_CONN = (10003, Database, NotSet, High, true, "invalid database connection", CHECK_NETWORK);
+    DB_UNEXPECTED = (10004, Database, NotSet, High, false, "unexpected database error", "Read the cause; it comes from the database server.");
+    DB_QUERY_FAILED = (10005, Database, NotSet, High, true, "query statement failed", "Read the cause; check the server's state and the account's privileges.");
+    DB_EXECUTE_FAILED = (10006, Database, NotSet, High, true, "execute statement failed", "Read the cause; check the server's state and the account's privileges.");
+
+    // ---- functional (11001) ----
+    PARSE_SQL = (11006, Functional, Internal, High, false, "parse SQL statement failed", "Check the statement; if the server accepts it, report it as a dm-rs bug.");
+    PARSE_GTID = (11009, Functional, Internal, High, false, "invalid GTID set", "Write MariaDB GTIDs as `domain-server-seq[,...]` and MySQL GTIDs as `uuid:interval[:interval][,...]`.");
+    NOT_SUPPORTED_FLAVOR = (11010, Functional, Internal, High, false, "flavor not supported", "Set `flavor` to `mysql` or `mariadb`, or leave it empty to detect it.");
+    ENCRYPT_SECRET_KEY_NOT_VALID = (11044, Functional, Internal, High, false, "secret key is not valid", "Write 64 hex characters (32 bytes) into the key file.");
+    CIPHERTEXT_NOT_VALID = (11048, Functional, Internal, High, false, "cipher text is not valid", "Produce the cipher text with `dmctl encrypt` and the same key file.");
+
+    // ---- config (20001) ----
+    CONFIG_CHECK_ITEM_NOT_SUPPORT = (20001, Config, Internal, Medium, false, "checking item is not supported", "Use one of DM's checking item names in `ignore-checking-items`.");
+    CONFIG_TOML_TRANSFORM = (20002, Config, Internal, Medium, false, "TOML config is not valid", CHECK_CONFIG);
+    CONFIG_YAML_TRANSFORM = (20003, Config, Internal, Medium, false, "YAML config is not valid", CHECK_CONFIG);
+    CONFIG_TASK_NAME_EMPTY = (20004, Config, Internal, Medium, false, "task name should not be empty", "Set `name`.");
+    CONFIG_EMPTY_SOURCE_ID = (20005, Config, Internal, Medium, false, "empty source-id is not valid", "Set `source-id`.");
+    CONFIG_TOO_LONG_SOURCE_ID = (20006, Config, Internal, Medium, false, "source-id is longer than 32 characters", "Use a source-id of at most 32 characters.");
+    CONFIG_ONLINE_SCHEME_NOT_SUPPORT = (20007, Config, Internal, Medium, false, "online DDL scheme is not supported", "Remove `online-ddl-scheme` and set `online-ddl: true`.");
+    CONFIG_INVALID_TIMEZONE = (20008, Config, Internal, Medium, false, "invalid timezone", "Use `+08:00`-style offsets, `SYSTEM`, or a zone name such as `Asia/Shanghai`.");
+    CONFIG_PARSE_FLAG_SET = (20009, Config, Internal, Medium, false, "invalid command-line flags", "Run with `--help` to see the flags.");
+    CONFIG_DECRYPT_DB_PASSWORD = (20010, Config, Internal, Medium, false, "decrypting a database password failed", "Encrypt the password with `dmctl encrypt` and the master's key, or give it as plain text.");
+    CONFIG_META_INVALID = (20011, Config, Internal, Medium, false, "meta is not valid", "Give `binlog-name` (and `binlog-pos`) for position mode, or `binlog-gtid` for GTID mode.");
+    CONFIG_MYSQL_INST_NOT_FOUND = (20012, Config, Internal, Medium, false, "mysql instance config is empty", "Remove the empty item from `mysql-instances`.");
+    CONFIG_MYSQL_INSTS_AT_LEAST_ONE = (20013, Config, Internal, Medium, false, "at least one mysql-instances item is needed", "Add a `mysql-instances` item for each source.");
+    CONFIG_MYSQL_INST_SAME_SOURCE_ID = (20014, Config, Internal, Medium, false, "two mysql-instances have the same source-id", "Give each source once in `mysql-instances`.");
+    CONFIG_MYDUMPER_CFG_CONFLICT = (20015, Config, Internal, Medium, false, "mydumper-config-name and mydumper are both set", "Keep only one of them.");
+    CONFIG_LOADER_CFG_CONFLICT = (20016, Config, Internal, Medium, false, "loader-config-name and loader are both set", "Keep only one of them.");
+    CONFIG_SYNCER_CFG_CONFLICT = (20017, Config, Internal, Medium, false, "syncer-config-name and syncer are both set", "Keep only one of them.");
+    CONFIG_READ_CFG_FROM_FILE = (20018, Config, Internal, Medium, false, "cannot read config file", "Check the path and the file's permissions.");
+    CONFIG_INVALID_TASK_MODE = (20020, Config, Internal, Medium, false, "invalid task-mode", "Use one of `all`, `full`, `incremental`, `dump`, `load`, `load&sync`.");
+    CONFIG_NEED_TARGET_DB = (20021, Config, Internal, Medium, false, "target-database is missing", "Set `target-database` with host, port, user and password.");
+    CONFIG_METADATA_NOT_SET = (20022, Config, Internal, Medium, false, "meta is missing for an incremental task", "Set `meta` on the mysql-instances item, or start from an existing checkpoint.");
+    CONFIG_ROUTE_RULE_NOT_FOUND = (20023, Config, Internal, Medium, false, "route rule is not defined", "Define the rule under `routes`, or remove it from `route-rules`.");
+    CONFIG_FILTER_RULE_NOT_FOUND = (20024, Config, Internal, Medium, false, "filter rule is not defined", "Define the rule under `filters`, or remove it from `filter-rules`.");
+    CONFIG_BA_LIST_NOT_FOUND = (20026, Config, Internal, Medium, false, "block-allow-list rule is not defined", "Define the rule under `block-allow-list`, or fix the instance's `block-allow-list` name.");
+    CONFIG_MYDUMPER_CFG_NOT_FOUND = (20027, Config, Internal, Medium, false, "mydumper config is not defined", "Define it under `mydumpers`, or fix `mydumper-config-name`.");
+    CONFIG_LOADER_CFG_NOT_FOUND = (20029, Config, Internal, Medium, false, "loader config is not defined", "Define it under `loaders`, or fix `loader-config-name`.");
+    CONFIG_SYNCER_CFG_NOT_FOUND = (20030, Config, Internal, Medium, false, "syncer config is not defined", "Define it under `syncers`, or fix `syncer-config-name`.");
+    CONFIG_SOURCE_ID_NOT_FOUND = (20031, Config, Internal, Medium, false, "source is not found", "Create the source first (`dmctl operate-source create`), or fix `source-id`.");
+    CONFIG_SHARD_MODE_NOT_SUPPORT = (20033, Config, Internal, Medium, false, "shard-mode is not supported", "Use `pessimistic`, `optimistic`, or leave `shard-mode` empty.");
+    CONFIG_BINLOG_EVENT_FILTER = (20037, Config, Internal, High, false, "binlog event filter rule is not valid", "Fix the filter rule's events, sql-pattern or action.");
+    CONFIG_GLOBAL_CONFIGS_UNUSED = (20038, Config, Internal, High, false, "global rules are defined but used by no mysql-instances item", "Reference the rule from an instance, or remove it.");
+    CONFIG_EXPR_FILTER_MANY_EXPR = (20039, Config, Internal, High, false, "expression filter must set exactly one kind of expression", "Set one of insert-value-expr, update-old/new-value-expr, delete-value-expr.");
+    CONFIG_EXPR_FILTER_NOT_FOUND = (20040, Config, Internal, High, false, "expression filter is not defined", "Define it under `expression-filter`, or remove it from `expression-filters`.");
+    CONFIG_EXPR_FILTER_WRONG_GRAMMAR = (20041, Config, Internal, High, false, "expression filter has wrong grammar", "Write the expression as a SQL boolean expression over the table's columns.");
+    CONFIG_EXPR_FILTER_EMPTY_NAME = (20042, Config, Internal, High, false, "expression filter has an empty field", "Set `schema` and `table` of the expression filter.");
+    CONFIG_CHECKER_MAX_TOO_SMALL = (20043, Config, Internal, High, false, "checker backoff-max is less than backoff-min", "Make `backoff-max` at least `backoff-min`.");
+    CONFIG_GEN_BA_LIST = (20044, Config, Internal, High, false, "block-allow-list rule is not valid", "Fix the rule's names; a `~` prefix makes the rest a regular expression.");
+    CONFIG_GEN_TABLE_ROUTER = (20045, Config, Internal, High, false, "route rule is not valid", "Fix the route rule's patterns and targets.");
+    CONFIG_INVALID_CHUNK_FILE_SIZE = (20047, Config, Internal, High, false, "invalid chunk-filesize", "Use a size such as `64` (MiB) or `256MiB`.");
+    CONFIG_ONLINE_DDL_INVALID_REGEX = (20048, Config, Internal, High, false, "online DDL table rule is not a valid regular expression", "Fix the regex; it must have exactly one capture group.");
+    CONFIG_COLLATION_COMPATIBLE_NOT_SUPPORT = (20052, Config, Internal, Medium, false, "collation_compatible is not supported", "Use `loose` or `strict`.");
+    CONFIG_INVALID_LOAD_MODE = (20053, Config, Internal, Medium, false, "invalid loader import-mode", "Use `logical` (aliases `sql`, `loader`).");
+    CONFIG_INVALID_LOAD_DUPLICATE_RESOLUTION = (20054, Config, Internal, Medium, false, "invalid loader on-duplicate-logical", "Use `replace`, `error` or `ignore`.");
+    CONFIG_VALIDATION_MODE = (20055, Config, Internal, High, false, "invalid validator mode", "Use `none`, `fast` or `full`.");
+    CONFIG_VALIDATOR_CFG_NOT_FOUND = (20056, Config, Internal, High, false, "validator config is not defined", "Define it under `validators`, or fix `validator-config-name`.");
+    CONFIG_LOADER_DIR_INVALID = (20058, Config, Internal, High, false, "loader dir is not valid", "Use a local directory path.");
+    CONFIG_LOADER_S3_NOT_SUPPORT = (20059, Config, Internal, High, false, "loader dir on object storage is not supported", "Use a local directory path.");
+    CONFIG_INVALID_SAFE_MODE_DURATION = (20060, Config, Internal, Medium, false, "invalid safe-mode-duration", "Write a duration such as `60s`.");
+    CONFIG_CONFLICT_SAFE_MODE_DURATION_AND_SAFE_MODE = (20061, Config, Internal, Low, false, "safe-mode true conflicts with safe-mode-duration 0s", "Remove one of them.");
+    CONFIG_INVALID_LOAD_PHYSICAL_DUPLICATE_RESOLUTION = (20062, Config, Internal, Medium, false, "invalid loader on-duplicate-physical", "Use `none` or `manual`.");
+    CONFIG_INVALID_LOAD_PHYSICAL_CHECKSUM = (20063, Config, Internal, Medium, false, "invalid loader checksum-physical", "Use `required`, `optional` or `off`.");
+    CONFIG_COLUMN_MAPPING_DEPRECATED = (20064, Config, Internal, High, false, "column-mappings is no longer supported", "Remove `column-mappings`; use route `extract-table`/`extract-schema`/`extract-source` to add columns.");
+    CONFIG_INVALID_LOAD_ANALYZE = (20065, Config, Internal, Medium, false, "invalid loader analyze", "Use `required`, `optional` or `off`.");
+    CONFIG_STRICT_OPTIMISTIC_SHARD_MODE = (20066, Config, Internal, Medium, false, "strict-optimistic-shard-mode needs shard-mode optimistic", "Set `shard-mode: optimistic`, or remove `strict-optimistic-shard-mode`.");
+    CONFIG_SECRET_KEY = (20067, Config, Internal, High, false, "invalid secret key path or content", "Write 64 hex characters (32 bytes) into the file named by `secret-key-path`.");
+    CONFIG_FOREIGN_KEY_CHECKS_OPTION = (20070, Config, Internal, Medium, false, "option not supported with foreign_key_checks=1", "Turn off `compact` and `multiple-rows`, or set `foreign_key_checks: 0` in the target session.");
+    /// dm-rs: a key no DM version has (typos included).
+    CONFIG_UNKNOWN_KEY = (20901, Config, Internal, Medium, false, "unknown configuration key", "Remove the key or fix its spelling; see config/ for samples of every file.");
+    /// dm-rs: a key has a value out of its range or of the wrong form.
+    CONFIG_INVALID_VALUE = (20902, Config, Internal, Medium, false, "invalid configuration value", CHECK_CONFIG);
+    /// dm-rs: a regular expression in a rule does not compile.
+    CONFIG_INVALID_REGEX = (20903, Config, Internal, Medium, false, "invalid regular expression", "Fix the regex (Rust `regex` syntax, close to Go's RE2).");
+    /// dm-rs: a duration key does not parse.
+    CONFIG_INVALID_DURATION = (20904, Config, Internal, Medium, false, "invalid duration", "Write a Go duration such as `30s`, `5m` or `1h30m`.");
+    /// dm-rs: a feature DM has through TiDB Lightning or TiDB only, which dm-rs does not offer.
+    CONFIG_FEATURE_NOT_SUPPORTED = (20905, Config, Internal, Medium, false, "feature not supported by dm-rs", "Use the supported alternative named in the message.");
+    /// dm-rs: a required key is missing.
+    CONFIG_MISSING_KEY = (20906, Config, Internal, Medium, false, "required configuration key is missing", CHECK_CONFIG);
+
+    // ---- sync-unit (36001) ----
+    SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");
+    SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Fix the tracked schema with `binlog-schema update`, then resume the task.");
+    SYNCER_UNIT_HANDLE_DDL_FAILED = (36061, SyncUnit, Internal, High, false, "handling a DDL failed", "Read the cause; skip or replace the DDL with `binlog skip/replace` if the target cannot run it.");
+
+    // ---- dm-master (38001) ----
+    MASTER_CONFIG_PARSE_FLAG_SET = (38010, DmMaster, Internal, Medium, false, "invalid dm-master flags", "Run `dm-master --help` to see the flags.");
+    MASTER_CONFIG_UNKNOWN_ITEM = (38011, DmMaster, Internal, Medium, false, "dm-master config has unknown keys", "Remove the keys or fix their spelling; see config/dm-master.toml.");
+    MASTER_CONFIG_INVALID_FLAG = (38012, DmMaster, Internal, Medium, false, "invalid dm-master flag value", "Run `dm-master --help` to see the flags.");
+    MASTER_CONFIG_TOML_TRANSFORM = (38013, DmMaster, Internal, Medium, false, "dm-master config is not valid", "Correct the named keys in the dm-master config file.");
+    MASTER_START_SERVICE = (38017, DmMaster, Internal, High, false, "dm-master could not start", "Read the cause (a port in use, an unreachable etcd, ...), fix it and start again.");
+    MASTER_HOST_PORT_NOT_VALID = (38035, DmMaster, Internal, High, false, "host:port is not valid", "Write addresses as `host:port`, for example `127.0.0.1:8261`.");
+    MASTER_ADVERTISE_ADDR_NOT_VALID = (38042, DmMaster, Internal, High, false, "advertise-addr is not valid", "Write `advertise-addr` as `host:port` with a host other peers can reach.");
+
+    // ---- dm-worker (40001) ----
+    WORKER_PARSE_FLAG_SET = (40001, DmWorker, Internal, Medium, false, "invalid dm-worker flags", "Run `dm-worker --help` to see the flags.");
+    WORKER_INVALID_FLAG = (40002, DmWorker, Internal, Medium, false, "invalid dm-worker flag value", "Run `dm-worker --help` to see the flags.");
+    WORKER_DECODE_CONFIG_FROM_FILE = (40003, DmWorker, Internal, Medium, false, "dm-worker config is not valid", "Correct the named keys in the dm-worker config file.");
+    WORKER_UNDECODED_ITEM_FROM_FILE = (40004, DmWorker, Internal, Medium, false, "dm-worker config has unknown keys", "Remove the keys or fix their spelling; see config/dm-worker.toml.");
+    WORKER_START_SERVICE = (40048, DmWorker, Internal, High, false, "dm-worker could not start", "Read the cause (a port in use, an unreachable master, ...), fix it and start again.");
+
+    // ---- ha (42501) ----
+    HA_FAIL_TXN_OPERATION = (42501, Ha, Internal, High, true, "etcd transaction failed", "Check that etcd is healthy; dm-rs retries on its own.");
+    HA_FAIL_WATCH_ETCD = (42503, Ha, Internal, High, true, "etcd watch failed", "Check that etcd is healthy; dm-rs retries on its own.");
+    HA_FAIL_LEASE_OPERATION = (42504, Ha, Internal, High, true, "etcd lease operation failed", "Check that etcd is healthy; dm-rs retries on its own.");
+
+    // ---- actor (45001, dm-rs) ----
+    /// A request was parked on an actor that restarted before answering.
+    ACTOR_RESTARTING = (45001, Actor, Internal, Medium, true, "the actor restarted before answering", "Retry the request.");
+    /// A child's restart budget is used up; its parent keeps it stopped.
+    ACTOR_RESTART_BUDGET_EXHAUSTED = (45002, Actor, Internal, High, false, "the actor failed too often and was stopped", "Read the earlier errors of this actor in the log, fix the cause, then resume.");
+    /// A mailbox was closed: the receiving actor has stopped.
+    ACTOR_MAILBOX_CLOSED = (45003, Actor, Internal, High, true, "the receiving actor has stopped", "Retry; if it persists, read the log for the actor's exit.");
+
+    // ---- dmctl (48001) ----
+    CTL_CONNECT_MASTER = (48001, Dmctl, Internal, High, true, "cannot reach dm-master", "Check `--master-addr` and that dm-master is running.");
+    /// dm-rs: dmctl was called with bad arguments.
+    CTL_INVALID_ARGS = (48901, Dmctl, Internal, Medium, false, "invalid dmctl arguments", "Run `dmctl --help` or `dmctl <command> --help`.");
+
+    // ---- openapi (49001) ----
+    OPENAPI_COMMON = (49001, Openapi, Internal, High, false, "the OpenAPI request failed", "Read the message; fix the request body or the named resource.");
+    OPENAPI_TASK_SOURCE_NOT_FOUND = (49002, Openapi, Internal, High, false, "source of the task is not found", "Create the source first, or fix the task's source names.");
+
+    // ---- not-set (50000) ----
+    NOT_SET = (50000, NotSet, NotSet, High, false, "unclassified error", "Read the cause; report it if it recurs.");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_in_their_class_range() {
+        let mut seen = HashSet::new();
+        let mut names = HashSet::new();
+        for c in ALL_CODES {
+            assert!(seen.insert(c.code), "duplicate code {}", c.code);
+            assert!(names.insert(c.name), "duplicate name {}", c.name);
+            assert!(
+                (c.class.base()..c.class.end()).contains(&c.code),
+                "{} = {} outside {:?} range {}..{}",
+                c.name,
+                c.code,
+                c.class,
+                c.class.base(),
+                c.class.end()
+            );
+            assert!(!c.message.is_empty(), "{} has no message", c.name);
+            assert!(!c.workaround.is_empty(), "{} has no workaround", c.name);
+        }
+    }
+
+    /// `docs/errors.toml` is generated from this table; the test fails when it is stale and
+    /// rewrites it, so a second run passes and the diff shows up in review.
+    #[test]
+    fn errors_toml_is_current() {
+        let mut out =
+            String::from("# Generated from src/error/codes.rs by `cargo test`; do not edit.\n");
+        for c in ALL_CODES {
+            out.push_str(&format!(
+                "\n[error.DM-{}-{}]\nname = \"{}\"\nmessage = \"{}\"\nworkaround = \"{}\"\ntags = [\"{}\", \"{}\"]\nresumable = {}\n",
+                c.class.name(),
+                c.code,
+                c.name,
+                c.message.replace('"', "\\\""),
+                c.workaround.replace('"', "\\\""),
+                c.scope.name(),
+                c.level.name(),
+                c.resumable
+            ));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors.toml");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != out {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &out).unwrap();
+            panic!("docs/errors.toml was stale and has been regenerated; commit it");
+        }
+    }
+}

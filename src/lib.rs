@@ -1,0 +1,21 @@
+//! dm-rs: TiDB Data Migration rebuilt in Rust as an actix actor system.
+//!
+//! Map of the crate (see ARCHITECTURE.md in the design notes and README.md):
+//! - [`config`]: DM-compatible task/source/master/worker configs, strict and validated.
+//! - [`error`]: DM's error codes and the boundary error type [`error::DmError`].
+//! - [`binlog`]: GTID sets and binlog positions (no actix).
+//! - [`sql`]: SQL parsing and generation (no actix).
+//! - [`api`]: the HTTP servers of dm-master and dm-worker.
+//! - [`metrics`]: Prometheus registries.
+//! - [`telemetry`]: logging set-up.
+
+pub mod actors;
+pub mod api;
+pub mod binlog;
+pub mod config;
+pub mod error;
+pub mod messages;
+pub mod metrics;
+pub mod sql;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,41 @@
+//! SQL text: parsing with a real SQL parser (sqlparser's MySQL dialect), quoting, and the
+//! statements dm-rs generates. No actix here.
+
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+/// Parses one SQL expression (as written in an `expression-filter`), rejecting trailing text.
+pub fn parse_expression(text: &str) -> Result<sqlparser::ast::Expr, String> {
+    let dialect = MySqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
+    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
+    match parser.peek_token().token {
+        Token::EOF => Ok(expr),
+        t => Err(format!("unexpected `{t}` after the expression")),
+    }
+}
+
+/// Quotes an identifier with backticks, doubling embedded backticks.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions() {
+        assert!(parse_expression("a > 1 AND b IS NULL").is_ok());
+        assert!(parse_expression("c = = 1").is_err());
+        assert!(parse_expression("a = 1 b").is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+    }
+}

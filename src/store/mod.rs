@@ -1,0 +1,3 @@
+//! Where control-plane state lives: etcd. No actix here.
+
+pub mod etcd;

@@ -293,11 +293,10 @@ impl MasterConfig {
                 ),
             );
         }
-        if !self.secret_key_path.is_empty() {
-            if let Err(e) = super::SecretKey::from_file(Path::new(&self.secret_key_path)) {
+        if !self.secret_key_path.is_empty()
+            && let Err(e) = super::SecretKey::from_file(Path::new(&self.secret_key_path)) {
                 issues.push("secret-key-path", &codes::CONFIG_SECRET_KEY, e.message);
             }
-        }
     }
 
     /// The external etcd endpoints, when configured.

@@ -164,11 +164,10 @@ impl SourceConfig {
             );
         }
         self.from.validate("from", issues);
-        if !self.relay_binlog_gtid.is_empty() {
-            if let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&self.relay_binlog_gtid) {
+        if !self.relay_binlog_gtid.is_empty()
+            && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&self.relay_binlog_gtid) {
                 issues.push("relay-binlog-gtid", &codes::PARSE_GTID, e);
             }
-        }
         let c = &self.checker;
         for (field, d) in [
             ("backoff-rollback", &c.backoff_rollback),

@@ -169,11 +169,10 @@ impl MydumperConfig {
             if let Some(v) = a.strip_prefix("--consistency=") {
                 return v.to_string();
             }
-            if *a == "--consistency" {
-                if let Some(v) = args.get(i + 1) {
+            if *a == "--consistency"
+                && let Some(v) = args.get(i + 1) {
                     return v.to_string();
                 }
-            }
         }
         "auto".into()
     }
@@ -953,11 +952,10 @@ impl TaskConfig {
                         "meta sets neither binlog-name nor binlog-gtid",
                     );
                 }
-                if !meta.binlog_gtid.is_empty() {
-                    if let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&meta.binlog_gtid) {
+                if !meta.binlog_gtid.is_empty()
+                    && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&meta.binlog_gtid) {
                         issues.push(format!("{key}.meta.binlog-gtid"), &codes::PARSE_GTID, e);
                     }
-                }
             }
             if !inst.column_mapping_rules.is_empty() {
                 issues.push(

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: set-up first (installs missing Debian packages, builds), then the
+# unit tests and the integration tests (real MariaDB and etcd on 127.0.0.1, free ports, temp
+# dirs). Extra arguments go to the integration test binary, e.g. `scripts/test.sh servers`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+# The integration tests share one upstream, one downstream and one etcd per test binary, so
+# they run in one process (cargo test), not one process per test.
+cargo test --lib --bins --test it -- "$@"

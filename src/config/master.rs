@@ -145,10 +145,7 @@ impl MasterConfig {
         overrides: impl FnOnce(&mut Self),
     ) -> Result<Self, DmError> {
         let (text, file) = match path {
-            Some(p) => (
-                read_file(p, &codes::MASTER_CONFIG_TOML_TRANSFORM)?,
-                p.display().to_string(),
-            ),
+            Some(p) => (read_file(p)?, p.display().to_string()),
             None => (String::new(), "command-line flags".to_string()),
         };
         Self::parse_checked(&text, &file, overrides)
@@ -294,9 +291,10 @@ impl MasterConfig {
             );
         }
         if !self.secret_key_path.is_empty()
-            && let Err(e) = super::SecretKey::from_file(Path::new(&self.secret_key_path)) {
-                issues.push("secret-key-path", &codes::CONFIG_SECRET_KEY, e.message);
-            }
+            && let Err(e) = super::SecretKey::from_file(Path::new(&self.secret_key_path))
+        {
+            issues.push("secret-key-path", &codes::CONFIG_SECRET_KEY, e.message);
+        }
     }
 
     /// The external etcd endpoints, when configured.

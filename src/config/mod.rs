@@ -150,10 +150,10 @@ impl Issues {
 }
 
 /// Reads a config file, naming it in the error.
-pub fn read_file(path: &Path, code: &'static ErrorCode) -> Result<String, DmError> {
+pub fn read_file(path: &Path) -> Result<String, DmError> {
     std::fs::read_to_string(path).map_err(|e| {
         DmError::new(
-            code,
+            &codes::CONFIG_READ_CFG_FROM_FILE,
             format!("cannot read config file `{}`", path.display()),
         )
         .with_cause(e)

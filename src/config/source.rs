@@ -119,7 +119,7 @@ impl Default for SourceConfig {
 impl SourceConfig {
     /// Reads, parses and validates a source file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
-        let text = read_file(path, &codes::CONFIG_READ_CFG_FROM_FILE)?;
+        let text = read_file(path)?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 
@@ -165,9 +165,10 @@ impl SourceConfig {
         }
         self.from.validate("from", issues);
         if !self.relay_binlog_gtid.is_empty()
-            && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&self.relay_binlog_gtid) {
-                issues.push("relay-binlog-gtid", &codes::PARSE_GTID, e);
-            }
+            && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&self.relay_binlog_gtid)
+        {
+            issues.push("relay-binlog-gtid", &codes::PARSE_GTID, e);
+        }
         let c = &self.checker;
         for (field, d) in [
             ("backoff-rollback", &c.backoff_rollback),

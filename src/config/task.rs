@@ -170,9 +170,10 @@ impl MydumperConfig {
                 return v.to_string();
             }
             if *a == "--consistency"
-                && let Some(v) = args.get(i + 1) {
-                    return v.to_string();
-                }
+                && let Some(v) = args.get(i + 1)
+            {
+                return v.to_string();
+            }
         }
         "auto".into()
     }
@@ -676,7 +677,7 @@ pub fn check_timezone(tz: &str) -> Result<(), String> {
 impl TaskConfig {
     /// Reads, parses and validates a task file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
-        let text = read_file(path, &codes::CONFIG_READ_CFG_FROM_FILE)?;
+        let text = read_file(path)?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 
@@ -953,9 +954,10 @@ impl TaskConfig {
                     );
                 }
                 if !meta.binlog_gtid.is_empty()
-                    && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&meta.binlog_gtid) {
-                        issues.push(format!("{key}.meta.binlog-gtid"), &codes::PARSE_GTID, e);
-                    }
+                    && let Err(e) = crate::binlog::gtid::GtidSet::parse_any(&meta.binlog_gtid)
+                {
+                    issues.push(format!("{key}.meta.binlog-gtid"), &codes::PARSE_GTID, e);
+                }
             }
             if !inst.column_mapping_rules.is_empty() {
                 issues.push(

@@ -68,10 +68,7 @@ impl WorkerConfig {
         overrides: impl FnOnce(&mut Self),
     ) -> Result<Self, DmError> {
         let (text, file) = match path {
-            Some(p) => (
-                read_file(p, &codes::WORKER_DECODE_CONFIG_FROM_FILE)?,
-                p.display().to_string(),
-            ),
+            Some(p) => (read_file(p)?, p.display().to_string()),
             None => (String::new(), "command-line flags".to_string()),
         };
         Self::parse_checked(&text, &file, overrides)

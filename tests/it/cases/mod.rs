@@ -1,0 +1,4 @@
+//! Integration test cases, one module per area.
+
+pub mod binaries;
+pub mod servers;

@@ -1,3 +1,6 @@
 //! Binlog positions, GTID sets, and (with the syncer) event decoding. No actix here.
 
+pub mod event;
 pub mod gtid;
+pub mod location;
+pub mod stream;

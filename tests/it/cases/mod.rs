@@ -2,3 +2,4 @@
 
 pub mod binaries;
 pub mod servers;
+pub mod stream;

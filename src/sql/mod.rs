@@ -1,6 +1,9 @@
 //! SQL text: parsing with a real SQL parser (sqlparser's MySQL dialect), quoting, and the
 //! statements dm-rs generates. No actix here.
 
+pub mod filter;
+pub mod route;
+
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;

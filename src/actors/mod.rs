@@ -8,6 +8,7 @@
 //! Today's tree:
 //! - dm-worker: [`worker::master_probe::MasterProbeActor`] (watches the `join` masters).
 
+pub mod syncer;
 pub mod worker;
 
 use std::time::{Duration, Instant};

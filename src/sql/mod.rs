@@ -1,6 +1,7 @@
 //! SQL text: parsing with a real SQL parser (sqlparser's MySQL dialect), quoting, and the
 //! statements dm-rs generates. No actix here.
 
+pub mod checkpoint;
 pub mod filter;
 pub mod route;
 
@@ -26,6 +27,26 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// A single-quoted SQL string literal, escaping what MySQL/MariaDB's default `sql_mode`
+/// treats specially (backslash, quote, NUL, newline, carriage return, Ctrl-Z).
+pub fn quote_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x1a' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +61,6 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(quote_string("it's\\\n\0"), "'it\\'s\\\\\\n\\0'");
     }
 }

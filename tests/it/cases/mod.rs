@@ -3,3 +3,4 @@
 pub mod binaries;
 pub mod servers;
 pub mod stream;
+pub mod checkpoint;

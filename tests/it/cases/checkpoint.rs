@@ -1,0 +1,84 @@
+//! The syncer's checkpoint tables on a real MariaDB target.
+
+use dm::binlog::gtid::GtidSet;
+use dm::binlog::location::{Location, Position};
+use dm::sql::checkpoint::CheckpointTables;
+use mysql_async::prelude::*;
+
+use crate::harness::{fresh_db, shared_downstream};
+
+#[tokio::test]
+async fn checkpoint_round_trips_and_worker_progress_resets() {
+    let meta = fresh_db(shared_downstream(), "cp_meta");
+    let cp = CheckpointTables::new(meta.name(), "task-1", "src-1");
+    let other = CheckpointTables::new(meta.name(), "task-1", "src-2");
+    let mut conn = meta.conn().await;
+    cp.ensure(&mut conn).await.unwrap();
+    cp.ensure(&mut conn).await.unwrap();
+    assert_eq!(cp.load(&mut conn, 3).await.unwrap(), None);
+
+    let loc = Location {
+        position: Position::new("mysql-bin.000002", 1234),
+        gtid: Some(GtidSet::parse_any("0-1-77").unwrap()),
+    };
+    let tables = vec![
+        (
+            "db".to_string(),
+            "t1".to_string(),
+            r#"{"columns":["a"]}"#.to_string(),
+        ),
+        ("db".to_string(), "t2".to_string(), "{}".to_string()),
+    ];
+    cp.save(&mut conn, &loc, &tables, 3, None).await.unwrap();
+    other
+        .save(
+            &mut conn,
+            &Location::at(Position::new("x.000001", 4)),
+            &[],
+            2,
+            None,
+        )
+        .await
+        .unwrap();
+    let saved = cp.load(&mut conn, 3).await.unwrap().unwrap();
+    assert_eq!(saved.location, loc);
+    assert_eq!(saved.tables.len(), 2);
+    assert_eq!(saved.applied, Some(vec![0, 0, 0]));
+    assert_eq!(saved.exit_safe, None);
+
+    // A worker's batch bumps its counter inside its own transaction; a rollback does not.
+    conn.query_drop(format!("BEGIN; {}; COMMIT", cp.worker_progress_sql(0, 5)))
+        .await
+        .unwrap();
+    conn.query_drop(format!("BEGIN; {}; ROLLBACK", cp.worker_progress_sql(2, 9)))
+        .await
+        .unwrap();
+    assert_eq!(
+        cp.load(&mut conn, 3).await.unwrap().unwrap().applied,
+        Some(vec![5, 0, 0])
+    );
+    assert_eq!(
+        cp.load(&mut conn, 4).await.unwrap().unwrap().applied,
+        None,
+        "other worker count: no exact replay"
+    );
+
+    // The next flush moves the point, drops t2's row, resets the counters, keeps src-2 apart.
+    let next = Location::at(Position::new("mysql-bin.000003", 4));
+    cp.save(&mut conn, &next, &tables[..1], 3, Some(&loc))
+        .await
+        .unwrap();
+    let saved = cp.load(&mut conn, 3).await.unwrap().unwrap();
+    assert_eq!(saved.location, next);
+    assert_eq!(saved.tables, tables[..1]);
+    assert_eq!(saved.applied, Some(vec![0, 0, 0]));
+    assert_eq!(saved.exit_safe, Some(loc));
+    assert_eq!(
+        other.load(&mut conn, 2).await.unwrap().unwrap().applied,
+        Some(vec![0, 0])
+    );
+
+    cp.remove(&mut conn).await.unwrap();
+    assert_eq!(cp.load(&mut conn, 3).await.unwrap(), None);
+    assert!(other.load(&mut conn, 2).await.unwrap().is_some());
+}

@@ -4,3 +4,5 @@ pub mod event;
 pub mod gtid;
 pub mod location;
 pub mod stream;
+pub mod decode;
+pub mod value;

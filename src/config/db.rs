@@ -105,6 +105,32 @@ impl DbConfig {
         }
     }
 
+    /// Connection options (the password decrypted with `key` when it is DM cipher text).
+    /// Session variables are not included: the connection's owner sets them.
+    pub fn to_opts(&self, key: Option<&super::SecretKey>) -> mysql_async::Opts {
+        let mut b = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.host.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .prefer_socket(false)
+            .stmt_cache_size(0);
+        if !self.password.is_empty() {
+            b = b.pass(Some(self.password.plain(key)));
+        }
+        b.into()
+    }
+
+    /// `SET` statements for the `session` map (values quoted unless numeric).
+    pub fn session_sql(&self) -> Vec<String> {
+        self.session
+            .iter()
+            .map(|(k, v)| match v {
+                SessionValue::Int(_) | SessionValue::Bool(_) => format!("SET SESSION {k} = {}", v.as_text()),
+                SessionValue::Text(t) => format!("SET SESSION {k} = {}", crate::sql::quote_string(t)),
+            })
+            .collect()
+    }
+
     /// The session variable `name` (case-insensitive), as text.
     pub fn session_var(&self, name: &str) -> Option<String> {
         self.session

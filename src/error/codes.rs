@@ -133,10 +133,30 @@ define_codes! {
     /// dm-rs: a required key is missing.
     CONFIG_MISSING_KEY = (20906, Config, Internal, Medium, false, "required configuration key is missing", CHECK_CONFIG);
 
+    // ---- task-check (26001) ----
+    /// dm-rs: the upstream does not log rows.
+    TASK_CHECK_BINLOG_FORMAT = (26901, TaskCheck, Upstream, High, false, "upstream binlog_format is not ROW", "Set `binlog_format=ROW` on the upstream (my.cnf and SET GLOBAL), then restart the task.");
+    /// dm-rs: the upstream logs partial row images.
+    TASK_CHECK_BINLOG_ROW_IMAGE = (26902, TaskCheck, Upstream, High, false, "upstream binlog_row_image is not FULL", "Set `binlog_row_image=FULL` on the upstream, then restart the task.");
+    /// dm-rs: the upstream has no binary log.
+    TASK_CHECK_BINLOG_DISABLED = (26903, TaskCheck, Upstream, High, false, "upstream binary log is off", "Start the upstream with `log-bin`, `binlog_format=ROW` and `binlog_row_image=FULL`.");
+
     // ---- sync-unit (36001) ----
     SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");
     SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Fix the tracked schema with `binlog-schema update`, then resume the task.");
+    SYNCER_UNIT_DML_STATEMENT_FOUND = (36014, SyncUnit, Upstream, High, false, "a statement-format DML is in the binlog", "Use binlog_format=ROW on the upstream; skip the statement with `binlog skip` if it predates that.");
     SYNCER_UNIT_HANDLE_DDL_FAILED = (36061, SyncUnit, Internal, High, false, "handling a DDL failed", "Read the cause; skip or replace the DDL with `binlog skip/replace` if the target cannot run it.");
+
+    /// dm-rs: neither a checkpoint nor `meta` says where to start.
+    SYNC_NO_START_POSITION = (36901, SyncUnit, Internal, High, false, "no position to start replication from", "Set `meta` (binlog-name/binlog-pos or binlog-gtid) on the mysql-instances item for task-mode incremental.");
+    /// dm-rs: a replicated table's schema cannot be found upstream.
+    SYNC_TABLE_NOT_FOUND = (36902, SyncUnit, Upstream, High, false, "table schema not found", "Check the table exists upstream; if it was dropped, set its schema with `binlog-schema update` or exclude it with block-allow-list.");
+    /// dm-rs: the binlog no longer has the position to resume from.
+    SYNC_BINLOG_PURGED = (36903, SyncUnit, Upstream, High, false, "the binlog position to resume from was purged", "Restart the task from a newer position or with a new full migration; keep binlogs longer upstream.");
+    /// dm-rs: a binlog event could not be decoded.
+    SYNC_DECODE_FAILED = (36904, SyncUnit, Internal, High, false, "a binlog event could not be decoded", "Report the event (binlog file and position) as a dm-rs bug; skip it with `binlog skip` to continue.");
+    /// dm-rs: a DML worker failed on the target.
+    SYNC_EXECUTE_FAILED = (36905, SyncUnit, Downstream, High, true, "applying changes on the target failed", "Read the cause; fix the target (space, privileges, schema) and resume the task.");
 
     // ---- dm-master (38001) ----
     MASTER_CONFIG_PARSE_FLAG_SET = (38010, DmMaster, Internal, Medium, false, "invalid dm-master flags", "Run `dm-master --help` to see the flags.");

@@ -2,8 +2,11 @@
 //! statements dm-rs generates. No actix here.
 
 pub mod checkpoint;
+pub mod ddl;
+pub mod dml;
 pub mod filter;
 pub mod route;
+pub mod schema_tracker;
 
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;

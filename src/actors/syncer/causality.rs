@@ -161,3 +161,183 @@ mod tests {
         assert_eq!(h("abc"), 0xe71fa2190541574b, "FNV-1a is stable");
     }
 }
+
+pub use actor::CausalityActor;
+
+mod actor {
+    //! The actor shell around [`Causality`]: one per bucket of target tables.
+
+    use actix::prelude::*;
+    use futures_util::future::try_join_all;
+    use tracing::info;
+
+    use super::{Assign, Causality, KeyHasher};
+    use crate::binlog::value::Value;
+    use crate::error::DmError;
+    use crate::messages::syncer::{DrainWorker, ExecuteBatch, FlushBarrier, RowBatch};
+    use crate::sql::dml::RowChange;
+
+    use super::super::dml_worker::DmlWorkerActor;
+
+    /// Routes row changes of its bucket's tables to its DML workers.
+    pub struct CausalityActor {
+        bucket: usize,
+        map: Causality,
+        workers: Vec<Addr<DmlWorkerActor>>,
+        scratch: String,
+    }
+
+    /// One step of a batch's plan: send these per-worker changes, or drain everyone.
+    enum Step {
+        Send(Vec<Vec<RowChange>>),
+        Drain,
+    }
+
+    impl CausalityActor {
+        /// Bucket `bucket` with its own `workers` (their order is their index).
+        pub fn new(bucket: usize, workers: Vec<Addr<DmlWorkerActor>>) -> Self {
+            let n = workers.len();
+            Self { bucket, map: Causality::new(n), workers, scratch: String::new() }
+        }
+
+        /// Conflict keys of a change: one per unique key (PK or UK without NULLs) of each
+        /// image; when no key applies, one over all columns. Text is case-folded and
+        /// right-trimmed, as `_ci` PAD SPACE collations compare it (folding only merges keys,
+        /// which can only add ordering).
+        fn keys(&mut self, ch: &RowChange, out: &mut Vec<u64>) {
+            out.clear();
+            let t = &ch.table;
+            let mut key_sets: Vec<&[usize]> = Vec::new();
+            if let Some(h) = &t.handle {
+                key_sets.push(h);
+            }
+            key_sets.extend(t.unique_keys.iter().map(Vec::as_slice));
+            for image in [ch.before.as_deref(), ch.after.as_deref()].into_iter().flatten() {
+                let before = out.len();
+                for (ki, cols) in key_sets.iter().enumerate() {
+                    if cols.iter().any(|&i| matches!(image.get(i), Some(Value::Null) | None)) {
+                        continue;
+                    }
+                    out.push(self.hash(t.quoted.as_bytes(), ki, cols.iter().map(|&i| (i, &image[i])), ch));
+                }
+                if out.len() == before && key_sets.is_empty() {
+                    let all = image.iter().enumerate();
+                    out.push(self.hash(t.quoted.as_bytes(), usize::MAX, all, ch));
+                }
+            }
+            if out.is_empty() {
+                out.push(self.hash(t.quoted.as_bytes(), usize::MAX - 1, std::iter::empty(), ch));
+            }
+        }
+
+        fn hash<'a>(&mut self, table: &[u8], key_index: usize, values: impl Iterator<Item = (usize, &'a Value)>, ch: &RowChange) -> u64 {
+            let mut h = KeyHasher::default();
+            h.write(table);
+            h.sep();
+            h.write(&key_index.to_le_bytes());
+            for (i, v) in values {
+                h.sep();
+                self.scratch.clear();
+                let col = &ch.table.columns[i];
+                v.write_sql_literal(col, &mut self.scratch);
+                if !col.binary && matches!(v, Value::Bytes(_)) {
+                    let folded = self.scratch.trim_end_matches([' ', '\'']).to_lowercase();
+                    h.write(folded.as_bytes());
+                } else {
+                    h.write(self.scratch.as_bytes());
+                }
+            }
+            h.finish()
+        }
+
+        fn plan(&mut self, changes: Vec<RowChange>) -> Vec<Step> {
+            let n = self.workers.len();
+            let mut steps = Vec::new();
+            let mut current: Vec<Vec<RowChange>> = vec![Vec::new(); n];
+            let mut keys = Vec::new();
+            for ch in changes {
+                if self.map.is_full() {
+                    steps.push(Step::Send(std::mem::replace(&mut current, vec![Vec::new(); n])));
+                    steps.push(Step::Drain);
+                    self.map.reset();
+                }
+                self.keys(&ch, &mut keys);
+                let w = match self.map.assign(&keys) {
+                    Assign::Worker(w) => w,
+                    Assign::Conflict => {
+                        steps.push(Step::Send(std::mem::replace(&mut current, vec![Vec::new(); n])));
+                        steps.push(Step::Drain);
+                        self.map.reset();
+                        match self.map.assign(&keys) {
+                            Assign::Worker(w) => w,
+                            Assign::Conflict => unreachable!("an empty map has no conflicts"),
+                        }
+                    }
+                };
+                current[w].push(ch);
+            }
+            steps.push(Step::Send(current));
+            steps
+        }
+    }
+
+    async fn drain_all(workers: &[Addr<DmlWorkerActor>]) -> Result<(), DmError> {
+        let replies = try_join_all(workers.iter().map(|w| w.send(DrainWorker)))
+            .await
+            .map_err(|_| DmError::bare(&crate::error::codes::ACTOR_MAILBOX_CLOSED))?;
+        replies.into_iter().collect()
+    }
+
+    impl Actor for CausalityActor {
+        type Context = Context<Self>;
+
+        fn started(&mut self, _: &mut Context<Self>) {
+            info!(actor = "Causality", parent = "Syncer", bucket = self.bucket, workers = self.workers.len(), "actor started");
+        }
+
+        fn stopped(&mut self, _: &mut Context<Self>) {
+            info!(actor = "Causality", parent = "Syncer", bucket = self.bucket, reason = "stopped", "actor stopped");
+        }
+    }
+
+    impl Handler<RowBatch> for CausalityActor {
+        type Result = AtomicResponse<Self, Result<(), DmError>>;
+
+        fn handle(&mut self, msg: RowBatch, _: &mut Context<Self>) -> Self::Result {
+            let steps = self.plan(msg.changes);
+            let workers = self.workers.clone();
+            AtomicResponse::new(Box::pin(
+                async move {
+                    for step in steps {
+                        match step {
+                            Step::Drain => drain_all(&workers).await?,
+                            Step::Send(per_worker) => {
+                                for (w, changes) in per_worker.into_iter().enumerate() {
+                                    if changes.is_empty() {
+                                        continue;
+                                    }
+                                    workers[w]
+                                        .send(ExecuteBatch { changes })
+                                        .await
+                                        .map_err(|_| DmError::bare(&crate::error::codes::ACTOR_MAILBOX_CLOSED))??;
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                .into_actor(self),
+            ))
+        }
+    }
+
+    impl Handler<FlushBarrier> for CausalityActor {
+        type Result = AtomicResponse<Self, Result<(), DmError>>;
+
+        fn handle(&mut self, _: FlushBarrier, _: &mut Context<Self>) -> Self::Result {
+            self.map.reset();
+            let workers = self.workers.clone();
+            AtomicResponse::new(Box::pin(async move { drain_all(&workers).await }.into_actor(self)))
+        }
+    }
+}

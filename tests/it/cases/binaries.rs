@@ -2,16 +2,15 @@
 //! etcd member) plus dm-worker starting healthy and cleaning up.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use dm::config::SecretKey;
 
-use crate::harness::{eventually_msg, free_port, pid_running};
+use crate::harness::{BinProcess, DM_MASTER, DM_WORKER, DMCTL, eventually_msg, free_port, pid_running};
 
-const MASTER: &str = env!("CARGO_BIN_EXE_dm-master");
-const WORKER: &str = env!("CARGO_BIN_EXE_dm-worker");
-const DMCTL: &str = env!("CARGO_BIN_EXE_dmctl");
+const MASTER: &str = DM_MASTER;
+const WORKER: &str = DM_WORKER;
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin).args(args).output().expect("binary runs")
@@ -131,49 +130,6 @@ fn dmctl_encrypt_produces_dm_cipher_text() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("key has 2 bytes, expected 32"));
 }
 
-/// A child process killed (and reaped) on drop, its stderr kept in a file for failures.
-struct Proc {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Proc {
-    fn spawn(bin: &str, args: &[String], log: std::path::PathBuf) -> Self {
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("binary spawns");
-        Self { child, log }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- {} ---\n{}",
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn get_json(url: &str) -> Option<serde_json::Value> {
     let resp = reqwest::Client::new()
         .get(url)
@@ -190,7 +146,7 @@ async fn master_with_own_etcd_and_worker_start_healthy_and_clean_up() {
     let (master_port, peer, client, worker_port) =
         (free_port(), free_port(), free_port(), free_port());
     let data_dir = dir.path().join("m1");
-    let mut master = Proc::spawn(
+    let mut master = BinProcess::spawn(
         MASTER,
         &[
             "--name".into(),
@@ -234,7 +190,7 @@ async fn master_with_own_etcd_and_worker_start_healthy_and_clean_up() {
     let etcd_pids = pids_of("etcd", &data_dir);
     assert_eq!(etcd_pids.len(), 1, "one etcd child: {etcd_pids:?}");
 
-    let mut worker = Proc::spawn(
+    let mut worker = BinProcess::spawn(
         WORKER,
         &[
             "--name".into(),

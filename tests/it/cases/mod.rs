@@ -4,3 +4,6 @@ pub mod binaries;
 pub mod servers;
 pub mod stream;
 pub mod checkpoint;
+pub mod decode;
+pub mod tracker;
+pub mod syncer;

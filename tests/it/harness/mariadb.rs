@@ -104,6 +104,23 @@ impl MariaDb {
             .await
     }
 
+    /// Kills the server (as a crash would); [`Self::restart`] brings it back on the same port
+    /// and data.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts the server again after [`Self::stop`] and waits until it answers over TCP.
+    pub fn restart(&mut self) {
+        let mariadbd = find_binary("mariadbd", "mariadb-server");
+        let mut command = Command::new(&mariadbd);
+        command.args(server_args(self.process.dir(), self.port, self.server_id, self.role));
+        self.process.respawn(command);
+        let opts = self.opts(None);
+        run_blocking(|| self.process.wait_ready(START_TIMEOUT, || select_one(opts.clone())))
+            .unwrap_or_else(|e| panic!("restarting mariadbd: {}", e.message));
+    }
+
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -8,6 +8,7 @@
 // Shared API: not every case uses every helper.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod etcd;
 pub mod eventually;
 pub mod mariadb;
@@ -18,6 +19,7 @@ mod registry;
 // The cases' entry points, usable as `crate::harness::X`.
 #[allow(unused_imports)]
 pub use self::{
+    bin::{BinProcess, DM_MASTER, DM_SYNCER, DM_WORKER, DMCTL},
     etcd::{Etcd, shared_etcd},
     eventually::{eventually, eventually_msg},
     mariadb::{MariaDb, Role, TestDb, fresh_db, shared_downstream, shared_upstream},

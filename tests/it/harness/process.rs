@@ -107,6 +107,27 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// Kills the process (SIGKILL) and reaps it; the directory stays for [`Self::respawn`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts `command` again in the same directory, appending to the same log.
+    pub fn respawn(&mut self, mut command: Command) {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
+        let err = out.try_clone().expect("clone log file handle");
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        self.child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("respawn {} ({command:?}): {e}", self.name));
+        registry::record_pid(self.dir(), self.child.id());
+    }
+
     /// The server's private directory (removed on drop).
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("dir is only taken in drop").path()

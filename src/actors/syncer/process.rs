@@ -1,0 +1,660 @@
+//! The sync unit's per-incarnation state ([`Run`]) and its event loop: decode, filter, route,
+//! batch, dispatch, DDL, flush. The SyncerActor hands it one [`EventBatch`] at a time.
+//!
+//! [`EventBatch`]: crate::messages::syncer::EventBatch
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::future::try_join_all;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use mysql_async::binlog::events::{Event, TableMapEvent};
+use tracing::{debug, info, warn};
+
+use super::causality::CausalityActor;
+use super::checkpoint::CheckpointActor;
+use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
+use super::stream::StreamControllerActor;
+use super::{SyncStatus, SyncerActor};
+use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
+use crate::binlog::event::BinlogEvent;
+use crate::binlog::gtid::{GtidSet, MariaGtidSet};
+use crate::binlog::location::{Location, Position};
+use crate::binlog::stream::{Flavor, StartPoint, detect_flavor, master_status};
+use crate::binlog::value::ColumnInfo;
+use crate::config::{SecretKey, SubTaskConfig};
+use crate::error::{DmError, codes};
+use crate::messages::syncer::{FlushBarrier, RowBatch, SaveCheckpoint};
+use crate::sql::checkpoint::CheckpointTables;
+use crate::sql::ddl::{self, DdlPiece, StatementKind};
+use crate::sql::dml::{DmlKind, RowChange, TargetTable};
+use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
+use crate::sql::route::Router;
+use crate::sql::schema_tracker::{SchemaTracker, TableSchema, load_table};
+
+/// Changes buffered before they are dispatched even inside a batch of events.
+const DISPATCH_ROWS: usize = 4096;
+/// DML workers per causality bucket.
+const WORKERS_PER_BUCKET: usize = 8;
+/// How often the upstream's own position is read for status.
+const MASTER_STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// Server errors a replayed DDL may hit and that mean "already done".
+const IDEMPOTENT_DDL_ERRORS: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091, 1176];
+/// `ER_NO_SUCH_TABLE`, idempotent for DROP/TRUNCATE/RENAME replays.
+const ER_NO_SUCH_TABLE: u16 = 1146;
+
+/// One TABLE_MAP's worth of preparation.
+struct TableEntry {
+    plan: DecodePlan,
+    target: Arc<TargetTable>,
+    bucket: usize,
+    schema: String,
+    table: String,
+}
+
+/// State of one incarnation of the sync unit.
+pub struct Run {
+    cfg: Arc<SubTaskConfig>,
+    status: Arc<Mutex<SyncStatus>>,
+    flavor: Flavor,
+    ba: BaFilter,
+    events: EventFilter,
+    router: Router,
+    tracker: SchemaTracker,
+    tables: HashMap<u64, Option<Arc<TableEntry>>>,
+    upstream: Conn,
+    downstream: Conn,
+    to_opts: Opts,
+    session: Vec<String>,
+    buckets: Vec<Addr<CausalityActor>>,
+    checkpoint: Addr<CheckpointActor>,
+    pipeline: Arbiter,
+    _stream: Addr<StreamControllerActor>,
+    file: String,
+    gtid: Option<GtidSet>,
+    pending_gtid: Option<GtidEvent>,
+    /// End of the last transaction read.
+    boundary: Location,
+    /// The last saved checkpoint.
+    flushed: Location,
+    /// No checkpoint exists yet (GTID start): save one before the first change.
+    needs_initial_save: bool,
+    last_flush: Instant,
+    pending: Vec<Vec<RowChange>>,
+    pending_rows: usize,
+    /// Event time of the oldest change read since the last flush.
+    oldest_unflushed_ts: Option<u32>,
+    in_txn: bool,
+    started: Instant,
+    exit_safe: Option<Location>,
+    total_events: u64,
+    total_rows: u64,
+    last_master_status: Instant,
+}
+
+#[derive(Debug, Clone)]
+enum GtidEvent {
+    Maria(crate::binlog::gtid::MariaGtid),
+    Mysql(String, u64),
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.pipeline.stop();
+    }
+}
+
+fn db_err(what: &str, e: mysql_async::Error) -> DmError {
+    DmError::new(&codes::DB_QUERY_FAILED, what.to_string()).with_cause(e)
+}
+
+/// Statements every downstream connection starts with: UTC for TIMESTAMP literals, a
+/// permissive sql_mode so upstream values (zero dates, explicit 0 in AUTO_INCREMENT) land as
+/// they are, no foreign key checks (as DM) unless the task's session says otherwise, then the
+/// task's own `session` settings.
+pub fn downstream_session(cfg: &SubTaskConfig) -> Vec<String> {
+    let mut s = vec![
+        "SET SESSION time_zone = '+00:00'".to_string(),
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'".to_string(),
+        "SET SESSION foreign_key_checks = 0".to_string(),
+    ];
+    s.extend(cfg.to.session_sql());
+    s
+}
+
+async fn connect(opts: Opts, session: &[String], what: &str) -> Result<Conn, DmError> {
+    let mut conn = Conn::new(opts).await.map_err(|e| DmError::new(&codes::DB_BAD_CONN, format!("cannot connect to the {what}")).with_cause(e))?;
+    for s in session {
+        conn.query_drop(s).await.map_err(|e| db_err(&format!("setting up the {what} session"), e))?;
+    }
+    Ok(conn)
+}
+
+/// Checks the upstream logs full row images.
+async fn check_upstream(conn: &mut Conn) -> Result<(), DmError> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .query_first("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
+        .await
+        .map_err(|e| db_err("reading the upstream binlog settings", e))?;
+    let (log_bin, format, image) = row.unwrap_or_default();
+    if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
+        return Err(DmError::bare(&codes::TASK_CHECK_BINLOG_DISABLED));
+    }
+    if !format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("ROW")) {
+        return Err(DmError::new(&codes::TASK_CHECK_BINLOG_FORMAT, format!("upstream binlog_format is {}", format.unwrap_or_default())));
+    }
+    if !image.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("FULL")) {
+        return Err(DmError::new(&codes::TASK_CHECK_BINLOG_ROW_IMAGE, format!("upstream binlog_row_image is {}", image.unwrap_or_default())));
+    }
+    Ok(())
+}
+
+fn decode_err(e: impl std::fmt::Display, at: &Location) -> DmError {
+    DmError::new(&codes::SYNC_DECODE_FAILED, format!("decoding the event ending at {at}: {e}"))
+}
+
+impl Run {
+    /// Connects, loads the checkpoint, and starts the pipeline and the stream.
+    pub async fn start(cfg: Arc<SubTaskConfig>, key: Option<SecretKey>, status: Arc<Mutex<SyncStatus>>, me: Addr<SyncerActor>) -> Result<Self, DmError> {
+        if !cfg.expression_filter.is_empty() {
+            return Err(DmError::new(&codes::CONFIG_FEATURE_NOT_SUPPORTED, "expression-filter is not supported by the dm-rs syncer yet; remove it from the task"));
+        }
+        let from = cfg.from.clone().ok_or_else(|| DmError::new(&codes::CONFIG_SOURCE_ID_NOT_FOUND, format!("subtask has no upstream for source `{}`", cfg.source_id)))?;
+        let up_opts = from.to_opts(key.as_ref());
+        let to_opts = cfg.to.to_opts(key.as_ref());
+        let mut upstream = connect(up_opts.clone(), &["SET SESSION time_zone = '+00:00'".to_string()], "upstream").await?;
+        check_upstream(&mut upstream).await?;
+        let flavor = match Flavor::from_config(&cfg.flavor) {
+            Some(f) => f,
+            None => detect_flavor(&mut upstream).await?,
+        };
+        let session = downstream_session(&cfg);
+        let mut downstream = connect(to_opts.clone(), &session, "downstream").await?;
+
+        let worker_count = cfg.syncer.worker_count.max(1) as usize;
+        let tables = Arc::new(CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id));
+        tables.ensure(&mut downstream).await?;
+        let saved = tables.load(&mut downstream, worker_count).await?;
+
+        let mut tracker = SchemaTracker::new(cfg.case_sensitive);
+        let (start, location, applied, exit_safe, needs_initial_save) = match &saved {
+            Some(cp) => {
+                for (_, _, info) in &cp.tables {
+                    let t: TableSchema = serde_json::from_str(info)
+                        .map_err(|e| DmError::new(&codes::DB_UNEXPECTED, "checkpoint table_info is not a tracked schema").with_cause(e))?;
+                    tracker.insert(t);
+                }
+                let start = match (&cp.location.gtid, cfg.enable_gtid) {
+                    (Some(g), true) => StartPoint::Gtid(g.clone()),
+                    _ => StartPoint::Position(cp.location.position.clone()),
+                };
+                (start, cp.location.clone(), cp.applied.clone(), cp.exit_safe.clone(), cp.applied.is_none())
+            }
+            None => {
+                let meta = cfg.meta.clone().unwrap_or_default();
+                if !meta.binlog_gtid.is_empty() && (cfg.enable_gtid || meta.binlog_name.is_empty()) {
+                    let g = GtidSet::parse_any(&meta.binlog_gtid).map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
+                    let loc = Location { position: Position::new("", 4), gtid: Some(g.clone()) };
+                    (StartPoint::Gtid(g), loc, None, None, true)
+                } else if !meta.binlog_name.is_empty() {
+                    let p = Position::new(meta.binlog_name.clone(), meta.binlog_pos.max(4));
+                    let gtid = (!meta.binlog_gtid.is_empty()).then(|| GtidSet::parse_any(&meta.binlog_gtid)).transpose().map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
+                    (StartPoint::Position(p.clone()), Location { position: p, gtid }, None, None, true)
+                } else {
+                    return Err(DmError::bare(&codes::SYNC_NO_START_POSITION));
+                }
+            }
+        };
+        if applied.is_none() && saved.is_some() {
+            warn!(task = %cfg.name, source = %cfg.source_id, "checkpoint has no worker progress for this worker-count; replaying in safe mode");
+        }
+
+        // The pipeline (causality, workers, checkpoint) runs on an arbiter of its own so
+        // decoding here does not delay its I/O.
+        let pipeline = Arbiter::new();
+        let settings = Arc::new(WorkerSettings {
+            task: cfg.name.clone(),
+            source: cfg.source_id.clone(),
+            opts: to_opts.clone(),
+            session: session.clone(),
+            batch: cfg.syncer.batch.max(1) as usize,
+            multiple_rows: cfg.syncer.multiple_rows,
+            checkpoint: (*tables).clone(),
+        });
+        let bucket_count = worker_count.div_ceil(WORKERS_PER_BUCKET).max(1);
+        let queue_limit = (cfg.syncer.queue_size as usize / 2).max(cfg.syncer.batch as usize);
+        let mut buckets = Vec::with_capacity(bucket_count);
+        for b in 0..bucket_count {
+            let mut workers = Vec::new();
+            for index in (b..worker_count).step_by(bucket_count) {
+                let committed = applied.as_ref().map_or(0, |a| a[index]);
+                let s = settings.clone();
+                workers.push(DmlWorkerActor::start_in_arbiter(&pipeline.handle(), move |_| DmlWorkerActor::new(index, s, queue_limit, committed)));
+            }
+            buckets.push(CausalityActor::start_in_arbiter(&pipeline.handle(), move |_| CausalityActor::new(b, workers)));
+        }
+        let (task, cp_tables) = (cfg.name.clone(), tables.clone());
+        let checkpoint = CheckpointActor::start_in_arbiter(&pipeline.handle(), move |_| CheckpointActor::new(task, to_opts, cp_tables, worker_count));
+
+        let server_id = if cfg.server_id != 0 { cfg.server_id } else { 0x4000_0000 | (rand::random::<u32>() & 0x0fff_ffff) };
+        let stream = StreamControllerActor::new(cfg.name.clone(), up_opts, server_id, flavor, start.clone(), me).start();
+        info!(task = %cfg.name, source = %cfg.source_id, start = ?start, workers = worker_count, buckets = bucket_count, "sync unit started");
+
+        let mut run = Self {
+            router: Router::new(&cfg.route_rules.iter().enumerate().map(|(i, r)| (format!("route-rules[{i}]"), r.clone())).collect::<Vec<_>>(), cfg.case_sensitive)?,
+            ba: BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?,
+            events: EventFilter::new(&cfg.filter_rules, cfg.case_sensitive)?,
+            cfg,
+            status,
+            flavor,
+            tracker,
+            tables: HashMap::new(),
+            upstream,
+            downstream,
+            to_opts: settings.opts.clone(),
+            session: settings.session.clone(),
+            buckets,
+            checkpoint,
+            pipeline,
+            _stream: stream,
+            file: location.position.name.clone(),
+            gtid: location.gtid.clone(),
+            pending_gtid: None,
+            boundary: location.clone(),
+            flushed: location,
+            needs_initial_save,
+            last_flush: Instant::now(),
+            pending: vec![Vec::new(); bucket_count],
+            pending_rows: 0,
+            oldest_unflushed_ts: None,
+            in_txn: false,
+            started: Instant::now(),
+            exit_safe,
+            total_events: 0,
+            total_rows: 0,
+            last_master_status: Instant::now() - MASTER_STATUS_EVERY,
+        };
+        if run.needs_initial_save && !run.boundary.position.name.is_empty() {
+            run.save_checkpoint().await?;
+        }
+        run.refresh_status().await;
+        Ok(run)
+    }
+
+    /// The last saved checkpoint.
+    pub fn flushed(&self) -> &Location {
+        &self.flushed
+    }
+
+    fn safe_mode(&self) -> bool {
+        self.cfg.syncer.safe_mode
+            || self.started.elapsed() < self.cfg.syncer.safe_mode_window()
+            || self.exit_safe.as_ref().is_some_and(|e| self.boundary.position < e.position)
+    }
+
+    /// Handles a batch of events in stream order.
+    pub async fn process(&mut self, events: Vec<Event>) -> Result<(), DmError> {
+        for ev in events {
+            self.total_events += 1;
+            let header = ev.header();
+            let end = header.log_pos();
+            let ts = header.timestamp();
+            let here = Location { position: Position::new(self.file.clone(), end), gtid: self.gtid.clone() };
+            match BinlogEvent::classify(&ev)? {
+                BinlogEvent::Rotate { next, pos, .. } => {
+                    self.file = next;
+                    if self.needs_initial_save && self.boundary.position.name.is_empty() {
+                        // GTID start: the first event read is where a replay must begin.
+                        self.boundary.position = Position::new(self.file.clone(), pos.max(4) as u32);
+                    }
+                }
+                BinlogEvent::MariaGtid { gtid, .. } => self.pending_gtid = Some(GtidEvent::Maria(gtid)),
+                BinlogEvent::MysqlGtid { uuid, gno } => self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno)),
+                BinlogEvent::MariaGtidList(list) => {
+                    if self.gtid.is_none() && self.flavor == Flavor::MariaDb {
+                        let mut set = MariaGtidSet::default();
+                        for g in list {
+                            set.update(g);
+                        }
+                        self.gtid = Some(GtidSet::MariaDb(set));
+                    }
+                }
+                BinlogEvent::Query { schema, sql } => match ddl::classify(&sql) {
+                    StatementKind::Begin => self.in_txn = true,
+                    StatementKind::Commit | StatementKind::Skip => self.end_txn(end).await?,
+                    StatementKind::Ddl => self.handle_ddl(&schema, &sql, end, ts).await?,
+                    StatementKind::Dml => {
+                        return Err(DmError::new(&codes::SYNCER_UNIT_DML_STATEMENT_FOUND, format!("statement `{}` at {here}", truncate(&sql))));
+                    }
+                },
+                BinlogEvent::TableMap => self.table_map(&ev, &here).await?,
+                BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, &here).await?,
+                BinlogEvent::Xid { .. } => self.end_txn(end).await?,
+                BinlogEvent::Heartbeat => {
+                    if !self.in_txn && self.last_flush.elapsed() >= self.cfg.syncer.flush_interval() {
+                        self.flush().await?;
+                    }
+                }
+                BinlogEvent::FormatDescription | BinlogEvent::Other(_) => {}
+            }
+        }
+        self.dispatch().await?;
+        self.refresh_status().await;
+        Ok(())
+    }
+
+    async fn end_txn(&mut self, end: u32) -> Result<(), DmError> {
+        self.close_txn(end);
+        if self.last_flush.elapsed() >= self.cfg.syncer.flush_interval() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Records a transaction's end: its GTID joins the set and `end` becomes the boundary.
+    fn close_txn(&mut self, end: u32) {
+        self.in_txn = false;
+        match self.pending_gtid.take() {
+            Some(GtidEvent::Maria(g)) => match &mut self.gtid {
+                Some(GtidSet::MariaDb(set)) => set.update(g),
+                _ => {
+                    let mut set = MariaGtidSet::default();
+                    set.update(g);
+                    self.gtid = Some(GtidSet::MariaDb(set));
+                }
+            },
+            Some(GtidEvent::Mysql(uuid, gno)) => {
+                let mut set = match self.gtid.take() {
+                    Some(GtidSet::MySql(s)) => s,
+                    _ => Default::default(),
+                };
+                set.add_interval(&uuid, gno, gno);
+                self.gtid = Some(GtidSet::MySql(set));
+            }
+            None => {}
+        }
+        if end > 0 {
+            self.boundary = Location { position: Position::new(self.file.clone(), end), gtid: self.gtid.clone() };
+        }
+    }
+
+    async fn table_map(&mut self, ev: &Event, here: &Location) -> Result<(), DmError> {
+        let tme: TableMapEvent = ev.read_event().map_err(|e| decode_err(e, here))?;
+        let id = tme.table_id();
+        if self.tables.contains_key(&id) {
+            return Ok(());
+        }
+        let schema = tme.database_name().to_string();
+        let table = tme.table_name().to_string();
+        if !self.ba.allows(&schema, Some(&table)) {
+            self.tables.insert(id, None);
+            return Ok(());
+        }
+        if self.tracker.get(&schema, &table).is_none() {
+            match load_table(&mut self.upstream, &schema, &table).await? {
+                Some(t) => self.tracker.insert(t),
+                None => {
+                    return Err(DmError::new(&codes::SYNC_TABLE_NOT_FOUND, format!("`{schema}`.`{table}` (binlog at {here}) is not in the upstream")));
+                }
+            }
+        }
+        let ts = self.tracker.get(&schema, &table).expect("inserted above");
+        let columns: Vec<ColumnInfo> = ts
+            .columns
+            .iter()
+            .map(|c| ColumnInfo::from_information_schema(&c.name, &c.data_type, &c.column_type, c.charset.as_deref()))
+            .collect();
+        let plan = DecodePlan::new(&tme, &columns).map_err(|e| {
+            DmError::new(&codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH, format!("`{schema}`.`{table}` at {here}: {e}"))
+        })?;
+        let handle = ts.handle_key();
+        let uniques: Vec<Vec<usize>> = ts.unique_keys_all().into_iter().filter(|k| Some(k) != handle.as_ref()).collect();
+        let routed = self.router.route(&self.cfg.source_id, &schema, Some(&table))?;
+        let target_table = routed.table.clone().unwrap_or_else(|| table.clone());
+        let mut target = TargetTable::new(&routed.schema, &target_table, columns, handle, uniques);
+        target.extra = routed.extra_columns;
+        let mut h = super::causality::KeyHasher::default();
+        h.write(target.quoted.as_bytes());
+        let bucket = (h.finish() % self.buckets.len() as u64) as usize;
+        self.tables.insert(id, Some(Arc::new(TableEntry { plan, target: Arc::new(target), bucket, schema, table })));
+        Ok(())
+    }
+
+    async fn rows(&mut self, ev: &Event, event_type: u8, ts: u32, here: &Location) -> Result<(), DmError> {
+        let data = ev.data();
+        let id = rows_table_id(data).map_err(|e| decode_err(e.to_dm(), here))?;
+        let Some(entry) = self.tables.get(&id).cloned().flatten() else { return Ok(()) };
+        let batch = decode_rows(&entry.plan, event_type, data).map_err(|e| {
+            let mut err = e.to_dm();
+            err.message = format!("`{}`.`{}` at {here}: {}", entry.schema, entry.table, err.message);
+            err
+        })?;
+        let (kind, ek) = match batch.kind {
+            RowKind::Insert => (DmlKind::Insert, EventKind::Insert),
+            RowKind::Update => (DmlKind::Update, EventKind::Update),
+            RowKind::Delete => (DmlKind::Delete, EventKind::Delete),
+        };
+        if !self.events.is_empty() {
+            match self.events.action(&entry.schema, Some(&entry.table), ek, "") {
+                FilterAction::Do => {}
+                FilterAction::Ignore => return Ok(()),
+                FilterAction::Error => {
+                    return Err(DmError::new(&codes::CONFIG_BINLOG_EVENT_FILTER, format!("a filter rule with action Error matched {ek:?} on `{}`.`{}` at {here}", entry.schema, entry.table)));
+                }
+            }
+        }
+        if self.needs_initial_save {
+            self.save_checkpoint().await?;
+        }
+        let safe = self.safe_mode();
+        let n = batch.rows.len();
+        let out = &mut self.pending[entry.bucket];
+        for row in batch.rows {
+            out.push(RowChange { table: entry.target.clone(), kind, before: row.before, after: row.after, safe_mode: safe });
+        }
+        self.total_rows += n as u64;
+        self.pending_rows += n;
+        self.oldest_unflushed_ts.get_or_insert(ts);
+        if self.pending_rows >= DISPATCH_ROWS {
+            self.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends buffered changes to their buckets (returns once they are queued at workers).
+    async fn dispatch(&mut self) -> Result<(), DmError> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        self.pending_rows = 0;
+        for (b, changes) in self.pending.iter_mut().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            let changes = std::mem::take(changes);
+            self.buckets[b]
+                .send(RowBatch { changes })
+                .await
+                .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
+        }
+        Ok(())
+    }
+
+    /// Waits until every dispatched change is committed.
+    async fn barrier(&mut self) -> Result<(), DmError> {
+        self.dispatch().await?;
+        let replies = try_join_all(self.buckets.iter().map(|b| b.send(FlushBarrier)))
+            .await
+            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
+        replies.into_iter().collect::<Result<Vec<()>, DmError>>()?;
+        Ok(())
+    }
+
+    async fn save_checkpoint(&mut self) -> Result<(), DmError> {
+        let tables = self
+            .tracker
+            .tables()
+            .map(|t| (t.schema.clone(), t.name.clone(), serde_json::to_string(t).expect("schemas serialize")))
+            .collect();
+        self.checkpoint
+            .send(SaveCheckpoint { location: self.boundary.clone(), tables, exit_safe: self.exit_safe.clone() })
+            .await
+            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
+        self.flushed = self.boundary.clone();
+        self.needs_initial_save = false;
+        self.last_flush = Instant::now();
+        self.oldest_unflushed_ts = None;
+        if self.exit_safe.as_ref().is_some_and(|e| self.flushed.position >= e.position) {
+            self.exit_safe = None;
+        }
+        debug!(task = %self.cfg.name, location = %self.flushed, "flushed");
+        Ok(())
+    }
+
+    /// Drains every worker and saves the checkpoint at the last transaction boundary. Only
+    /// valid when no change after the boundary was read (outside a transaction); inside one
+    /// it only drains, and the previous checkpoint with the workers' progress stays exact.
+    pub async fn flush(&mut self) -> Result<(), DmError> {
+        self.barrier().await?;
+        if !self.in_txn {
+            self.save_checkpoint().await?;
+        }
+        self.refresh_status().await;
+        Ok(())
+    }
+
+    async fn handle_ddl(&mut self, schema: &str, sql: &str, end: u32, _ts: u32) -> Result<(), DmError> {
+        let pieces = ddl::split(sql, schema)?;
+        self.barrier().await?;
+        for piece in &pieces {
+            self.apply_ddl(piece).await?;
+        }
+        self.tables.clear();
+        self.close_txn(end);
+        self.save_checkpoint().await
+    }
+
+    async fn apply_ddl(&mut self, piece: &DdlPiece) -> Result<(), DmError> {
+        let table = piece.table.as_deref();
+        let allowed = self.ba.allows(&piece.schema, table)
+            || piece.new_table.as_ref().is_some_and(|(s, t)| self.ba.allows(s, Some(t)));
+        if !allowed {
+            return Ok(());
+        }
+        // The tracker follows every allowed DDL, even those the event filter skips.
+        let tracked = self.tracker.apply(piece);
+        let action = if self.events.is_empty() {
+            FilterAction::Do
+        } else {
+            self.events.action(&piece.schema, table, EventKind::Ddl(piece.kind.filter_name()), &piece.sql)
+        };
+        match action {
+            FilterAction::Ignore => return tracked,
+            FilterAction::Error => {
+                return Err(DmError::new(&codes::CONFIG_BINLOG_EVENT_FILTER, format!("a filter rule with action Error matched DDL `{}`", truncate(&piece.sql))));
+            }
+            FilterAction::Do => {}
+        }
+        let router = &self.router;
+        let source = self.cfg.source_id.clone();
+        let mut route_err = None;
+        let routed = ddl::rename_tables(piece, |s, t| match router.route(&source, s, if t.is_empty() { None } else { Some(t) }) {
+            Ok(r) => (r.schema, r.table.unwrap_or_else(|| t.to_string())),
+            Err(e) => {
+                route_err = Some(e);
+                (s.to_string(), t.to_string())
+            }
+        })?;
+        if let Some(e) = route_err {
+            return Err(e);
+        }
+        match self.exec_downstream(&routed.sql).await {
+            Ok(()) => info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(&routed.sql), "DDL applied"),
+            Err(mysql_async::Error::Server(s))
+                if IDEMPOTENT_DDL_ERRORS.contains(&s.code) || (s.code == ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
+            {
+                info!(task = %self.cfg.name, ddl = %truncate(&routed.sql), code = s.code, "DDL already applied downstream");
+            }
+            Err(e) => {
+                return Err(DmError::new(&codes::SYNCER_UNIT_HANDLE_DDL_FAILED, format!("executing `{}` downstream", truncate(&routed.sql))).with_cause(e));
+            }
+        }
+        tracked.or_else(|e| {
+            // The downstream ran it; a table the tracker never saw is loaded on next use.
+            warn!(task = %self.cfg.name, error = %e.chain(), "schema tracker could not follow the DDL; the table is reloaded on its next row event");
+            if let Some(t) = table {
+                self.tracker.remove(&piece.schema, t);
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `sql` on the DDL connection, reconnecting through a downstream outage for up to
+    /// [`RETRY_WINDOW`].
+    async fn exec_downstream(&mut self, sql: &str) -> Result<(), mysql_async::Error> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.downstream.query_drop(sql).await {
+                Err(e) if is_connection_error(&e) && started.elapsed() < RETRY_WINDOW => {
+                    warn!(task = %self.cfg.name, error = %e, "downstream connection lost; reconnecting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    match connect(self.to_opts.clone(), &self.session, "downstream").await {
+                        Ok(c) => self.downstream = c,
+                        Err(err) => warn!(task = %self.cfg.name, error = %err.chain(), "downstream still unreachable"),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn refresh_status(&mut self) {
+        let mut master = None;
+        if self.last_master_status.elapsed() >= MASTER_STATUS_EVERY {
+            self.last_master_status = Instant::now();
+            match master_status(&mut self.upstream, self.flavor).await {
+                Ok(m) => master = Some(m),
+                Err(e) => debug!(task = %self.cfg.name, error = %e.chain(), "master status unavailable"),
+            }
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut s = self.status.lock().expect("status lock");
+        s.total_events = self.total_events;
+        s.total_rows = self.total_rows;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        s.total_tps = self.total_rows as f64 / secs;
+        s.syncer_binlog = self.flushed.position.to_string();
+        s.syncer_binlog_gtid = self.flushed.gtid.as_ref().map(ToString::to_string).unwrap_or_default();
+        s.current_binlog = self.boundary.position.to_string();
+        s.safe_mode = self.safe_mode();
+        s.seconds_behind_master = self.oldest_unflushed_ts.map_or(0, |t| now.saturating_sub(u64::from(t)));
+        if let Some((pos, gtid)) = master {
+            s.master_binlog = pos.as_ref().map(ToString::to_string).unwrap_or_default();
+            s.master_binlog_gtid = gtid.as_ref().map(ToString::to_string).unwrap_or_default();
+            s.synced = match (&gtid, &self.boundary.gtid) {
+                (Some(GtidSet::MariaDb(m)), Some(GtidSet::MariaDb(b))) => b.contains(m),
+                (Some(GtidSet::MySql(m)), Some(GtidSet::MySql(b))) => b.contains(m),
+                _ => pos.as_ref() == Some(&self.boundary.position),
+            };
+        }
+    }
+}
+
+fn truncate(sql: &str) -> String {
+    const MAX: usize = 256;
+    if sql.len() <= MAX {
+        sql.to_string()
+    } else {
+        let mut end = MAX;
+        while !sql.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &sql[..end])
+    }
+}

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod ddl;
 pub mod dml;
+pub mod expr;
 pub mod filter;
 pub mod route;
 pub mod schema_tracker;

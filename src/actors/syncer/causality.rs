@@ -197,7 +197,12 @@ mod actor {
         /// Bucket `bucket` with its own `workers` (their order is their index).
         pub fn new(bucket: usize, workers: Vec<Addr<DmlWorkerActor>>) -> Self {
             let n = workers.len();
-            Self { bucket, map: Causality::new(n), workers, scratch: String::new() }
+            Self {
+                bucket,
+                map: Causality::new(n),
+                workers,
+                scratch: String::new(),
+            }
         }
 
         /// Conflict keys of a change: one per unique key (PK or UK without NULLs) of each
@@ -212,13 +217,24 @@ mod actor {
                 key_sets.push(h);
             }
             key_sets.extend(t.unique_keys.iter().map(Vec::as_slice));
-            for image in [ch.before.as_deref(), ch.after.as_deref()].into_iter().flatten() {
+            for image in [ch.before.as_deref(), ch.after.as_deref()]
+                .into_iter()
+                .flatten()
+            {
                 let before = out.len();
                 for (ki, cols) in key_sets.iter().enumerate() {
-                    if cols.iter().any(|&i| matches!(image.get(i), Some(Value::Null) | None)) {
+                    if cols
+                        .iter()
+                        .any(|&i| matches!(image.get(i), Some(Value::Null) | None))
+                    {
                         continue;
                     }
-                    out.push(self.hash(t.quoted.as_bytes(), ki, cols.iter().map(|&i| (i, &image[i])), ch));
+                    out.push(self.hash(
+                        t.quoted.as_bytes(),
+                        ki,
+                        cols.iter().map(|&i| (i, &image[i])),
+                        ch,
+                    ));
                 }
                 if out.len() == before && key_sets.is_empty() {
                     let all = image.iter().enumerate();
@@ -230,7 +246,13 @@ mod actor {
             }
         }
 
-        fn hash<'a>(&mut self, table: &[u8], key_index: usize, values: impl Iterator<Item = (usize, &'a Value)>, ch: &RowChange) -> u64 {
+        fn hash<'a>(
+            &mut self,
+            table: &[u8],
+            key_index: usize,
+            values: impl Iterator<Item = (usize, &'a Value)>,
+            ch: &RowChange,
+        ) -> u64 {
             let mut h = KeyHasher::default();
             h.write(table);
             h.sep();
@@ -257,7 +279,10 @@ mod actor {
             let mut keys = Vec::new();
             for ch in changes {
                 if self.map.is_full() {
-                    steps.push(Step::Send(std::mem::replace(&mut current, vec![Vec::new(); n])));
+                    steps.push(Step::Send(std::mem::replace(
+                        &mut current,
+                        vec![Vec::new(); n],
+                    )));
                     steps.push(Step::Drain);
                     self.map.reset();
                 }
@@ -265,7 +290,10 @@ mod actor {
                 let w = match self.map.assign(&keys) {
                     Assign::Worker(w) => w,
                     Assign::Conflict => {
-                        steps.push(Step::Send(std::mem::replace(&mut current, vec![Vec::new(); n])));
+                        steps.push(Step::Send(std::mem::replace(
+                            &mut current,
+                            vec![Vec::new(); n],
+                        )));
                         steps.push(Step::Drain);
                         self.map.reset();
                         match self.map.assign(&keys) {
@@ -292,11 +320,23 @@ mod actor {
         type Context = Context<Self>;
 
         fn started(&mut self, _: &mut Context<Self>) {
-            info!(actor = "Causality", parent = "Syncer", bucket = self.bucket, workers = self.workers.len(), "actor started");
+            info!(
+                actor = "Causality",
+                parent = "Syncer",
+                bucket = self.bucket,
+                workers = self.workers.len(),
+                "actor started"
+            );
         }
 
         fn stopped(&mut self, _: &mut Context<Self>) {
-            info!(actor = "Causality", parent = "Syncer", bucket = self.bucket, reason = "stopped", "actor stopped");
+            info!(
+                actor = "Causality",
+                parent = "Syncer",
+                bucket = self.bucket,
+                reason = "stopped",
+                "actor stopped"
+            );
         }
     }
 
@@ -316,10 +356,13 @@ mod actor {
                                     if changes.is_empty() {
                                         continue;
                                     }
-                                    workers[w]
-                                        .send(ExecuteBatch { changes })
-                                        .await
-                                        .map_err(|_| DmError::bare(&crate::error::codes::ACTOR_MAILBOX_CLOSED))??;
+                                    workers[w].send(ExecuteBatch { changes }).await.map_err(
+                                        |_| {
+                                            DmError::bare(
+                                                &crate::error::codes::ACTOR_MAILBOX_CLOSED,
+                                            )
+                                        },
+                                    )??;
                                 }
                             }
                         }
@@ -337,7 +380,9 @@ mod actor {
         fn handle(&mut self, _: FlushBarrier, _: &mut Context<Self>) -> Self::Result {
             self.map.reset();
             let workers = self.workers.clone();
-            AtomicResponse::new(Box::pin(async move { drain_all(&workers).await }.into_actor(self)))
+            AtomicResponse::new(Box::pin(
+                async move { drain_all(&workers).await }.into_actor(self),
+            ))
         }
     }
 }

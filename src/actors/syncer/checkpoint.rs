@@ -26,8 +26,19 @@ pub struct CheckpointActor {
 
 impl CheckpointActor {
     /// Checkpoints of `tables` for `worker_count` DML workers.
-    pub fn new(task: String, opts: Opts, tables: Arc<CheckpointTables>, worker_count: usize) -> Self {
-        Self { task, opts, tables, worker_count, conn: None }
+    pub fn new(
+        task: String,
+        opts: Opts,
+        tables: Arc<CheckpointTables>,
+        worker_count: usize,
+    ) -> Self {
+        Self {
+            task,
+            opts,
+            tables,
+            worker_count,
+            conn: None,
+        }
     }
 }
 
@@ -48,7 +59,12 @@ impl Handler<SaveCheckpoint> for CheckpointActor {
 
     fn handle(&mut self, msg: SaveCheckpoint, _: &mut Context<Self>) -> Self::Result {
         let conn = self.conn.take();
-        let (opts, tables, workers, task) = (self.opts.clone(), self.tables.clone(), self.worker_count, self.task.clone());
+        let (opts, tables, workers, task) = (
+            self.opts.clone(),
+            self.tables.clone(),
+            self.worker_count,
+            self.task.clone(),
+        );
         let fut = async move {
             let mut last = None;
             let mut conn = conn;
@@ -66,13 +82,28 @@ impl Handler<SaveCheckpoint> for CheckpointActor {
                     None => match Conn::new(opts.clone()).await {
                         Ok(c) => c,
                         Err(e) => {
-                            last = Some(DmError::new(&crate::error::codes::DB_BAD_CONN, "checkpoint connection failed").with_cause(e));
+                            last = Some(
+                                DmError::new(
+                                    &crate::error::codes::DB_BAD_CONN,
+                                    "checkpoint connection failed",
+                                )
+                                .with_cause(e),
+                            );
                             continue;
                         }
                     },
                 };
                 let mut c = c;
-                match tables.save(&mut c, &msg.location, &msg.tables, workers, msg.exit_safe.as_ref()).await {
+                match tables
+                    .save(
+                        &mut c,
+                        &msg.location,
+                        &msg.tables,
+                        workers,
+                        msg.exit_safe.as_ref(),
+                    )
+                    .await
+                {
                     Ok(()) => {
                         debug!(task = %task, location = %msg.location, tables = msg.tables.len(), "checkpoint saved");
                         return (Some(c), Ok(()));

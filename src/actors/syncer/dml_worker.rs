@@ -71,7 +71,12 @@ pub struct DmlWorkerActor {
 impl DmlWorkerActor {
     /// Worker `index`; `committed` is its progress counter from the checkpoint, all of which
     /// the replay will send again and which are therefore skipped.
-    pub fn new(index: usize, settings: Arc<WorkerSettings>, queue_limit: usize, committed: u64) -> Self {
+    pub fn new(
+        index: usize,
+        settings: Arc<WorkerSettings>,
+        queue_limit: usize,
+        committed: u64,
+    ) -> Self {
         Self {
             index,
             settings,
@@ -98,7 +103,9 @@ impl DmlWorkerActor {
 
     fn admit_waiting(&mut self) {
         while self.queue.len() < self.queue_limit {
-            let Some((changes, tx)) = self.waiting.pop_front() else { break };
+            let Some((changes, tx)) = self.waiting.pop_front() else {
+                break;
+            };
             self.admit(changes);
             let _ = tx.send(Ok(()));
         }
@@ -177,7 +184,10 @@ impl Handler<ExecuteBatch> for DmlWorkerActor {
         }
         let (tx, rx) = oneshot::channel();
         self.waiting.push_back((msg.changes, tx));
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
+        })
     }
 }
 
@@ -192,7 +202,10 @@ impl Handler<DrainWorker> for DmlWorkerActor {
         let (tx, rx) = oneshot::channel();
         self.drains.push(tx);
         self.pump(ctx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
+        })
     }
 }
 
@@ -216,7 +229,8 @@ fn classify(e: &mysql_async::Error) -> Failure {
     match e {
         mysql_async::Error::Server(s) => match s.code {
             ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT => Failure::Retry,
-            ER_SERVER_SHUTDOWN | ER_CON_COUNT_ERROR | ER_CONNECTION_KILLED | ER_QUERY_INTERRUPTED => Failure::Connection,
+            ER_SERVER_SHUTDOWN | ER_CON_COUNT_ERROR | ER_CONNECTION_KILLED
+            | ER_QUERY_INTERRUPTED => Failure::Connection,
             _ => Failure::Fatal,
         },
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Failure::Connection,
@@ -233,9 +247,16 @@ async fn connect(settings: &WorkerSettings) -> Result<Conn, mysql_async::Error> 
 }
 
 /// Reads this worker's committed counter (after a reconnect).
-async fn committed_count(conn: &mut Conn, settings: &WorkerSettings, index: usize) -> Result<Option<u64>, mysql_async::Error> {
+async fn committed_count(
+    conn: &mut Conn,
+    settings: &WorkerSettings,
+    index: usize,
+) -> Result<Option<u64>, mysql_async::Error> {
     conn.exec_first(
-        format!("SELECT applied FROM {} WHERE id = ? AND worker = ?", settings.checkpoint.workers),
+        format!(
+            "SELECT applied FROM {} WHERE id = ? AND worker = ?",
+            settings.checkpoint.workers
+        ),
         (&settings.checkpoint.source_id, index as u32),
     )
     .await
@@ -252,7 +273,11 @@ async fn execute(
     let mut stmts = Vec::with_capacity(changes.len() + 3);
     stmts.push("BEGIN".to_string());
     batch_sql(changes, settings.multiple_rows, &mut stmts);
-    stmts.push(settings.checkpoint.worker_progress_sql(index, changes.len()));
+    stmts.push(
+        settings
+            .checkpoint
+            .worker_progress_sql(index, changes.len()),
+    );
     stmts.push("COMMIT".to_string());
     let text = stmts.join(";\n");
     let started = Instant::now();
@@ -265,7 +290,14 @@ async fn execute(
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     if started.elapsed() > RETRY_WINDOW {
-                        return (None, Err(DmError::new(&codes::DB_BAD_CONN, "downstream unreachable; retries exhausted").with_cause(e)));
+                        return (
+                            None,
+                            Err(DmError::new(
+                                &codes::DB_BAD_CONN,
+                                "downstream unreachable; retries exhausted",
+                            )
+                            .with_cause(e)),
+                        );
                     }
                     warn!(task = %settings.task, worker = index, error = %e, "downstream connect failed; retrying");
                     tokio::time::sleep(pause).await;
@@ -277,10 +309,15 @@ async fn execute(
         if verify {
             // The last attempt died with the connection: did its COMMIT land?
             match committed_count(c, settings, index).await {
-                Ok(Some(n)) if n == committed_before + changes.len() as u64 => return (conn, Ok(())),
+                Ok(Some(n)) if n == committed_before + changes.len() as u64 => {
+                    return (conn, Ok(()));
+                }
                 Ok(Some(n)) if n == committed_before => verify = false,
                 Ok(other) => {
-                    let msg = format!("worker {index} progress is {other:?}, expected {committed_before} or {}", committed_before + changes.len() as u64);
+                    let msg = format!(
+                        "worker {index} progress is {other:?}, expected {committed_before} or {}",
+                        committed_before + changes.len() as u64
+                    );
                     return (conn, Err(DmError::new(&codes::DB_UNEXPECTED, msg)));
                 }
                 Err(e) => {
@@ -302,16 +339,32 @@ async fn execute(
                     conn = None;
                     verify = true;
                     if started.elapsed() > RETRY_WINDOW {
-                        return (None, Err(DmError::new(&codes::DB_BAD_CONN, "downstream unreachable; retries exhausted").with_cause(e)));
+                        return (
+                            None,
+                            Err(DmError::new(
+                                &codes::DB_BAD_CONN,
+                                "downstream unreachable; retries exhausted",
+                            )
+                            .with_cause(e)),
+                        );
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
                 Failure::Fatal => {
                     let _ = c.query_drop("ROLLBACK").await;
-                    let first = changes.first().map(|ch| ch.table.quoted.clone()).unwrap_or_default();
-                    let err = DmError::new(&codes::DB_EXECUTE_FAILED, format!("applying a batch of {} changes (first on {first}) failed", changes.len()))
-                        .with_cause(e);
+                    let first = changes
+                        .first()
+                        .map(|ch| ch.table.quoted.clone())
+                        .unwrap_or_default();
+                    let err = DmError::new(
+                        &codes::DB_EXECUTE_FAILED,
+                        format!(
+                            "applying a batch of {} changes (first on {first}) failed",
+                            changes.len()
+                        ),
+                    )
+                    .with_cause(e);
                     let resumable = false;
                     return (conn, Err(DmError { resumable, ..err }));
                 }

@@ -74,7 +74,14 @@ pub struct SyncerActor {
 impl SyncerActor {
     /// A unit for `cfg` (with its source applied); `exit` learns how it ended.
     pub fn new(cfg: SubTaskConfig, key: Option<SecretKey>, exit: ExitSender) -> Self {
-        Self { cfg: Arc::new(cfg), key, run: None, status: Arc::default(), exit: Some(exit), started_at: Instant::now() }
+        Self {
+            cfg: Arc::new(cfg),
+            key,
+            run: None,
+            status: Arc::default(),
+            exit: Some(exit),
+            started_at: Instant::now(),
+        }
     }
 
     /// A handle on the live status.
@@ -99,7 +106,12 @@ impl Actor for SyncerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         info!(actor = "Syncer", parent = "SubTask", task = %self.cfg.name, source = %self.cfg.source_id, "actor started");
         ctx.set_mailbox_capacity(4);
-        let (cfg, key, status, me) = (self.cfg.clone(), self.key.clone(), self.status.clone(), ctx.address());
+        let (cfg, key, status, me) = (
+            self.cfg.clone(),
+            self.key.clone(),
+            self.status.clone(),
+            ctx.address(),
+        );
         Run::start(cfg, key, status, me)
             .into_actor(self)
             .map(|res, act, ctx| match res {
@@ -119,7 +131,9 @@ impl Handler<EventBatch> for SyncerActor {
 
     fn handle(&mut self, msg: EventBatch, _: &mut Context<Self>) -> Self::Result {
         let Some(mut run) = self.run.take() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(DmError::bare(&crate::error::codes::ACTOR_RESTARTING)))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(DmError::bare(
+                &crate::error::codes::ACTOR_RESTARTING,
+            )))));
         };
         AtomicResponse::new(Box::pin(
             async move {
@@ -156,7 +170,9 @@ impl Handler<StopSyncer> for SyncerActor {
 
     fn handle(&mut self, _: StopSyncer, _: &mut Context<Self>) -> Self::Result {
         let Some(mut run) = self.run.take() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(DmError::bare(&crate::error::codes::ACTOR_RESTARTING)))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(DmError::bare(
+                &crate::error::codes::ACTOR_RESTARTING,
+            )))));
         };
         AtomicResponse::new(Box::pin(
             async move {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::try_join_all;
+use mysql_async::binlog::events::{Event, TableMapEvent};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
-use mysql_async::binlog::events::{Event, TableMapEvent};
 use tracing::{debug, info, warn};
 
 use super::causality::CausalityActor;
@@ -24,13 +24,15 @@ use crate::binlog::event::BinlogEvent;
 use crate::binlog::gtid::{GtidSet, MariaGtidSet};
 use crate::binlog::location::{Location, Position};
 use crate::binlog::stream::{Flavor, StartPoint, detect_flavor, master_status};
-use crate::binlog::value::ColumnInfo;
+use crate::binlog::value::{ColumnInfo, Value};
+use crate::config::rules::ExpressionFilter;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{FlushBarrier, RowBatch, SaveCheckpoint};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::ddl::{self, DdlPiece, StatementKind};
 use crate::sql::dml::{DmlKind, RowChange, TargetTable};
+use crate::sql::expr::RowExpr;
 use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
 use crate::sql::route::Router;
 use crate::sql::schema_tracker::{SchemaTracker, TableSchema, load_table};
@@ -54,6 +56,61 @@ struct TableEntry {
     bucket: usize,
     schema: String,
     table: String,
+    /// The task's expression filters for this table.
+    filters: Vec<ExprFilter>,
+}
+
+/// A compiled `expression-filter`: which rows of one kind it drops.
+enum ExprFilter {
+    Insert(RowExpr),
+    /// Old-row and new-row conditions; a missing one holds for every row.
+    Update(Option<RowExpr>, Option<RowExpr>),
+    Delete(RowExpr),
+}
+
+impl ExprFilter {
+    fn compile(f: &ExpressionFilter, columns: &[ColumnInfo]) -> Result<Self, DmError> {
+        let c = |t: &str| RowExpr::compile(t, columns);
+        Ok(if !f.insert_value_expr.is_empty() {
+            Self::Insert(c(&f.insert_value_expr)?)
+        } else if !f.delete_value_expr.is_empty() {
+            Self::Delete(c(&f.delete_value_expr)?)
+        } else {
+            let opt = |t: &str| {
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    c(t).map(Some)
+                }
+            };
+            Self::Update(
+                opt(&f.update_old_value_expr)?,
+                opt(&f.update_new_value_expr)?,
+            )
+        })
+    }
+
+    /// True when the row is to be dropped.
+    fn drops(
+        &self,
+        kind: DmlKind,
+        before: Option<&[Value]>,
+        after: Option<&[Value]>,
+        columns: &[ColumnInfo],
+    ) -> bool {
+        match (self, kind) {
+            (Self::Insert(e), DmlKind::Insert) => after.is_some_and(|r| e.matches(r, columns)),
+            (Self::Delete(e), DmlKind::Delete) => before.is_some_and(|r| e.matches(r, columns)),
+            (Self::Update(old, new), DmlKind::Update) => {
+                let holds = |e: &Option<RowExpr>, r: Option<&[Value]>| {
+                    e.as_ref()
+                        .is_none_or(|e| r.is_some_and(|r| e.matches(r, columns)))
+                };
+                holds(old, before) && holds(new, after)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// State of one incarnation of the sync unit.
@@ -127,9 +184,13 @@ pub fn downstream_session(cfg: &SubTaskConfig) -> Vec<String> {
 }
 
 async fn connect(opts: Opts, session: &[String], what: &str) -> Result<Conn, DmError> {
-    let mut conn = Conn::new(opts).await.map_err(|e| DmError::new(&codes::DB_BAD_CONN, format!("cannot connect to the {what}")).with_cause(e))?;
+    let mut conn = Conn::new(opts).await.map_err(|e| {
+        DmError::new(&codes::DB_BAD_CONN, format!("cannot connect to the {what}")).with_cause(e)
+    })?;
     for s in session {
-        conn.query_drop(s).await.map_err(|e| db_err(&format!("setting up the {what} session"), e))?;
+        conn.query_drop(s)
+            .await
+            .map_err(|e| db_err(&format!("setting up the {what} session"), e))?;
     }
     Ok(conn)
 }
@@ -144,29 +205,56 @@ async fn check_upstream(conn: &mut Conn) -> Result<(), DmError> {
     if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
         return Err(DmError::bare(&codes::TASK_CHECK_BINLOG_DISABLED));
     }
-    if !format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("ROW")) {
-        return Err(DmError::new(&codes::TASK_CHECK_BINLOG_FORMAT, format!("upstream binlog_format is {}", format.unwrap_or_default())));
+    if !format
+        .as_deref()
+        .is_some_and(|f| f.eq_ignore_ascii_case("ROW"))
+    {
+        return Err(DmError::new(
+            &codes::TASK_CHECK_BINLOG_FORMAT,
+            format!("upstream binlog_format is {}", format.unwrap_or_default()),
+        ));
     }
-    if !image.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("FULL")) {
-        return Err(DmError::new(&codes::TASK_CHECK_BINLOG_ROW_IMAGE, format!("upstream binlog_row_image is {}", image.unwrap_or_default())));
+    if !image
+        .as_deref()
+        .is_some_and(|f| f.eq_ignore_ascii_case("FULL"))
+    {
+        return Err(DmError::new(
+            &codes::TASK_CHECK_BINLOG_ROW_IMAGE,
+            format!("upstream binlog_row_image is {}", image.unwrap_or_default()),
+        ));
     }
     Ok(())
 }
 
 fn decode_err(e: impl std::fmt::Display, at: &Location) -> DmError {
-    DmError::new(&codes::SYNC_DECODE_FAILED, format!("decoding the event ending at {at}: {e}"))
+    DmError::new(
+        &codes::SYNC_DECODE_FAILED,
+        format!("decoding the event ending at {at}: {e}"),
+    )
 }
 
 impl Run {
     /// Connects, loads the checkpoint, and starts the pipeline and the stream.
-    pub async fn start(cfg: Arc<SubTaskConfig>, key: Option<SecretKey>, status: Arc<Mutex<SyncStatus>>, me: Addr<SyncerActor>) -> Result<Self, DmError> {
-        if !cfg.expression_filter.is_empty() {
-            return Err(DmError::new(&codes::CONFIG_FEATURE_NOT_SUPPORTED, "expression-filter is not supported by the dm-rs syncer yet; remove it from the task"));
-        }
-        let from = cfg.from.clone().ok_or_else(|| DmError::new(&codes::CONFIG_SOURCE_ID_NOT_FOUND, format!("subtask has no upstream for source `{}`", cfg.source_id)))?;
+    pub async fn start(
+        cfg: Arc<SubTaskConfig>,
+        key: Option<SecretKey>,
+        status: Arc<Mutex<SyncStatus>>,
+        me: Addr<SyncerActor>,
+    ) -> Result<Self, DmError> {
+        let from = cfg.from.clone().ok_or_else(|| {
+            DmError::new(
+                &codes::CONFIG_SOURCE_ID_NOT_FOUND,
+                format!("subtask has no upstream for source `{}`", cfg.source_id),
+            )
+        })?;
         let up_opts = from.to_opts(key.as_ref());
         let to_opts = cfg.to.to_opts(key.as_ref());
-        let mut upstream = connect(up_opts.clone(), &["SET SESSION time_zone = '+00:00'".to_string()], "upstream").await?;
+        let mut upstream = connect(
+            up_opts.clone(),
+            &["SET SESSION time_zone = '+00:00'".to_string()],
+            "upstream",
+        )
+        .await?;
         check_upstream(&mut upstream).await?;
         let flavor = match Flavor::from_config(&cfg.flavor) {
             Some(f) => f,
@@ -176,7 +264,11 @@ impl Run {
         let mut downstream = connect(to_opts.clone(), &session, "downstream").await?;
 
         let worker_count = cfg.syncer.worker_count.max(1) as usize;
-        let tables = Arc::new(CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id));
+        let tables = Arc::new(CheckpointTables::new(
+            &cfg.meta_schema,
+            &cfg.name,
+            &cfg.source_id,
+        ));
         tables.ensure(&mut downstream).await?;
         let saved = tables.load(&mut downstream, worker_count).await?;
 
@@ -184,26 +276,51 @@ impl Run {
         let (start, location, applied, exit_safe, needs_initial_save) = match &saved {
             Some(cp) => {
                 for (_, _, info) in &cp.tables {
-                    let t: TableSchema = serde_json::from_str(info)
-                        .map_err(|e| DmError::new(&codes::DB_UNEXPECTED, "checkpoint table_info is not a tracked schema").with_cause(e))?;
+                    let t: TableSchema = serde_json::from_str(info).map_err(|e| {
+                        DmError::new(
+                            &codes::DB_UNEXPECTED,
+                            "checkpoint table_info is not a tracked schema",
+                        )
+                        .with_cause(e)
+                    })?;
                     tracker.insert(t);
                 }
                 let start = match (&cp.location.gtid, cfg.enable_gtid) {
                     (Some(g), true) => StartPoint::Gtid(g.clone()),
                     _ => StartPoint::Position(cp.location.position.clone()),
                 };
-                (start, cp.location.clone(), cp.applied.clone(), cp.exit_safe.clone(), cp.applied.is_none())
+                (
+                    start,
+                    cp.location.clone(),
+                    cp.applied.clone(),
+                    cp.exit_safe.clone(),
+                    cp.applied.is_none(),
+                )
             }
             None => {
                 let meta = cfg.meta.clone().unwrap_or_default();
-                if !meta.binlog_gtid.is_empty() && (cfg.enable_gtid || meta.binlog_name.is_empty()) {
-                    let g = GtidSet::parse_any(&meta.binlog_gtid).map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
-                    let loc = Location { position: Position::new("", 4), gtid: Some(g.clone()) };
+                if !meta.binlog_gtid.is_empty() && (cfg.enable_gtid || meta.binlog_name.is_empty())
+                {
+                    let g = GtidSet::parse_any(&meta.binlog_gtid)
+                        .map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
+                    let loc = Location {
+                        position: Position::new("", 4),
+                        gtid: Some(g.clone()),
+                    };
                     (StartPoint::Gtid(g), loc, None, None, true)
                 } else if !meta.binlog_name.is_empty() {
                     let p = Position::new(meta.binlog_name.clone(), meta.binlog_pos.max(4));
-                    let gtid = (!meta.binlog_gtid.is_empty()).then(|| GtidSet::parse_any(&meta.binlog_gtid)).transpose().map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
-                    (StartPoint::Position(p.clone()), Location { position: p, gtid }, None, None, true)
+                    let gtid = (!meta.binlog_gtid.is_empty())
+                        .then(|| GtidSet::parse_any(&meta.binlog_gtid))
+                        .transpose()
+                        .map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
+                    (
+                        StartPoint::Position(p.clone()),
+                        Location { position: p, gtid },
+                        None,
+                        None,
+                        true,
+                    )
                 } else {
                     return Err(DmError::bare(&codes::SYNC_NO_START_POSITION));
                 }
@@ -233,19 +350,46 @@ impl Run {
             for index in (b..worker_count).step_by(bucket_count) {
                 let committed = applied.as_ref().map_or(0, |a| a[index]);
                 let s = settings.clone();
-                workers.push(DmlWorkerActor::start_in_arbiter(&pipeline.handle(), move |_| DmlWorkerActor::new(index, s, queue_limit, committed)));
+                workers.push(DmlWorkerActor::start_in_arbiter(
+                    &pipeline.handle(),
+                    move |_| DmlWorkerActor::new(index, s, queue_limit, committed),
+                ));
             }
-            buckets.push(CausalityActor::start_in_arbiter(&pipeline.handle(), move |_| CausalityActor::new(b, workers)));
+            buckets.push(CausalityActor::start_in_arbiter(
+                &pipeline.handle(),
+                move |_| CausalityActor::new(b, workers),
+            ));
         }
         let (task, cp_tables) = (cfg.name.clone(), tables.clone());
-        let checkpoint = CheckpointActor::start_in_arbiter(&pipeline.handle(), move |_| CheckpointActor::new(task, to_opts, cp_tables, worker_count));
+        let checkpoint = CheckpointActor::start_in_arbiter(&pipeline.handle(), move |_| {
+            CheckpointActor::new(task, to_opts, cp_tables, worker_count)
+        });
 
-        let server_id = if cfg.server_id != 0 { cfg.server_id } else { 0x4000_0000 | (rand::random::<u32>() & 0x0fff_ffff) };
-        let stream = StreamControllerActor::new(cfg.name.clone(), up_opts, server_id, flavor, start.clone(), me).start();
+        let server_id = if cfg.server_id != 0 {
+            cfg.server_id
+        } else {
+            0x4000_0000 | (rand::random::<u32>() & 0x0fff_ffff)
+        };
+        let stream = StreamControllerActor::new(
+            cfg.name.clone(),
+            up_opts,
+            server_id,
+            flavor,
+            start.clone(),
+            me,
+        )
+        .start();
         info!(task = %cfg.name, source = %cfg.source_id, start = ?start, workers = worker_count, buckets = bucket_count, "sync unit started");
 
         let mut run = Self {
-            router: Router::new(&cfg.route_rules.iter().enumerate().map(|(i, r)| (format!("route-rules[{i}]"), r.clone())).collect::<Vec<_>>(), cfg.case_sensitive)?,
+            router: Router::new(
+                &cfg.route_rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("route-rules[{i}]"), r.clone()))
+                    .collect::<Vec<_>>(),
+                cfg.case_sensitive,
+            )?,
             ba: BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?,
             events: EventFilter::new(&cfg.filter_rules, cfg.case_sensitive)?,
             cfg,
@@ -293,7 +437,10 @@ impl Run {
     fn safe_mode(&self) -> bool {
         self.cfg.syncer.safe_mode
             || self.started.elapsed() < self.cfg.syncer.safe_mode_window()
-            || self.exit_safe.as_ref().is_some_and(|e| self.boundary.position < e.position)
+            || self
+                .exit_safe
+                .as_ref()
+                .is_some_and(|e| self.boundary.position < e.position)
     }
 
     /// Handles a batch of events in stream order.
@@ -303,17 +450,25 @@ impl Run {
             let header = ev.header();
             let end = header.log_pos();
             let ts = header.timestamp();
-            let here = Location { position: Position::new(self.file.clone(), end), gtid: self.gtid.clone() };
+            let here = Location {
+                position: Position::new(self.file.clone(), end),
+                gtid: self.gtid.clone(),
+            };
             match BinlogEvent::classify(&ev)? {
                 BinlogEvent::Rotate { next, pos, .. } => {
                     self.file = next;
                     if self.needs_initial_save && self.boundary.position.name.is_empty() {
                         // GTID start: the first event read is where a replay must begin.
-                        self.boundary.position = Position::new(self.file.clone(), pos.max(4) as u32);
+                        self.boundary.position =
+                            Position::new(self.file.clone(), pos.max(4) as u32);
                     }
                 }
-                BinlogEvent::MariaGtid { gtid, .. } => self.pending_gtid = Some(GtidEvent::Maria(gtid)),
-                BinlogEvent::MysqlGtid { uuid, gno } => self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno)),
+                BinlogEvent::MariaGtid { gtid, .. } => {
+                    self.pending_gtid = Some(GtidEvent::Maria(gtid))
+                }
+                BinlogEvent::MysqlGtid { uuid, gno } => {
+                    self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno))
+                }
                 BinlogEvent::MariaGtidList(list) => {
                     if self.gtid.is_none() && self.flavor == Flavor::MariaDb {
                         let mut set = MariaGtidSet::default();
@@ -328,14 +483,18 @@ impl Run {
                     StatementKind::Commit | StatementKind::Skip => self.end_txn(end).await?,
                     StatementKind::Ddl => self.handle_ddl(&schema, &sql, end, ts).await?,
                     StatementKind::Dml => {
-                        return Err(DmError::new(&codes::SYNCER_UNIT_DML_STATEMENT_FOUND, format!("statement `{}` at {here}", truncate(&sql))));
+                        return Err(DmError::new(
+                            &codes::SYNCER_UNIT_DML_STATEMENT_FOUND,
+                            format!("statement `{}` at {here}", truncate(&sql)),
+                        ));
                     }
                 },
                 BinlogEvent::TableMap => self.table_map(&ev, &here).await?,
                 BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, &here).await?,
                 BinlogEvent::Xid { .. } => self.end_txn(end).await?,
                 BinlogEvent::Heartbeat => {
-                    if !self.in_txn && self.last_flush.elapsed() >= self.cfg.syncer.flush_interval() {
+                    if !self.in_txn && self.last_flush.elapsed() >= self.cfg.syncer.flush_interval()
+                    {
                         self.flush().await?;
                     }
                 }
@@ -378,7 +537,10 @@ impl Run {
             None => {}
         }
         if end > 0 {
-            self.boundary = Location { position: Position::new(self.file.clone(), end), gtid: self.gtid.clone() };
+            self.boundary = Location {
+                position: Position::new(self.file.clone(), end),
+                gtid: self.gtid.clone(),
+            };
         }
     }
 
@@ -398,7 +560,10 @@ impl Run {
             match load_table(&mut self.upstream, &schema, &table).await? {
                 Some(t) => self.tracker.insert(t),
                 None => {
-                    return Err(DmError::new(&codes::SYNC_TABLE_NOT_FOUND, format!("`{schema}`.`{table}` (binlog at {here}) is not in the upstream")));
+                    return Err(DmError::new(
+                        &codes::SYNC_TABLE_NOT_FOUND,
+                        format!("`{schema}`.`{table}` (binlog at {here}) is not in the upstream"),
+                    ));
                 }
             }
         }
@@ -406,31 +571,82 @@ impl Run {
         let columns: Vec<ColumnInfo> = ts
             .columns
             .iter()
-            .map(|c| ColumnInfo::from_information_schema(&c.name, &c.data_type, &c.column_type, c.charset.as_deref()))
+            .map(|c| {
+                ColumnInfo::from_information_schema(
+                    &c.name,
+                    &c.data_type,
+                    &c.column_type,
+                    c.charset.as_deref(),
+                )
+            })
             .collect();
         let plan = DecodePlan::new(&tme, &columns).map_err(|e| {
-            DmError::new(&codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH, format!("`{schema}`.`{table}` at {here}: {e}"))
+            DmError::new(
+                &codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH,
+                format!("`{schema}`.`{table}` at {here}: {e}"),
+            )
         })?;
+        let same = |a: &str, b: &str| {
+            if self.cfg.case_sensitive {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(b)
+            }
+        };
+        let filters = self
+            .cfg
+            .expression_filter
+            .iter()
+            .filter(|f| same(&f.schema, &schema) && same(&f.table, &table))
+            .map(|f| ExprFilter::compile(f, &columns))
+            .collect::<Result<Vec<_>, _>>()?;
         let handle = ts.handle_key();
-        let uniques: Vec<Vec<usize>> = ts.unique_keys_all().into_iter().filter(|k| Some(k) != handle.as_ref()).collect();
-        let routed = self.router.route(&self.cfg.source_id, &schema, Some(&table))?;
+        let uniques: Vec<Vec<usize>> = ts
+            .unique_keys_all()
+            .into_iter()
+            .filter(|k| Some(k) != handle.as_ref())
+            .collect();
+        let routed = self
+            .router
+            .route(&self.cfg.source_id, &schema, Some(&table))?;
         let target_table = routed.table.clone().unwrap_or_else(|| table.clone());
         let mut target = TargetTable::new(&routed.schema, &target_table, columns, handle, uniques);
         target.extra = routed.extra_columns;
         let mut h = super::causality::KeyHasher::default();
         h.write(target.quoted.as_bytes());
         let bucket = (h.finish() % self.buckets.len() as u64) as usize;
-        self.tables.insert(id, Some(Arc::new(TableEntry { plan, target: Arc::new(target), bucket, schema, table })));
+        self.tables.insert(
+            id,
+            Some(Arc::new(TableEntry {
+                plan,
+                target: Arc::new(target),
+                bucket,
+                schema,
+                table,
+                filters,
+            })),
+        );
         Ok(())
     }
 
-    async fn rows(&mut self, ev: &Event, event_type: u8, ts: u32, here: &Location) -> Result<(), DmError> {
+    async fn rows(
+        &mut self,
+        ev: &Event,
+        event_type: u8,
+        ts: u32,
+        here: &Location,
+    ) -> Result<(), DmError> {
         let data = ev.data();
         let id = rows_table_id(data).map_err(|e| decode_err(e.to_dm(), here))?;
-        let Some(entry) = self.tables.get(&id).cloned().flatten() else { return Ok(()) };
+        let Some(entry) = self.tables.get(&id).cloned().flatten() else {
+            return Ok(());
+        };
         let batch = decode_rows(&entry.plan, event_type, data).map_err(|e| {
             let mut err = e.to_dm();
-            err.message = format!("`{}`.`{}` at {here}: {}", entry.schema, entry.table, err.message);
+            err.message = format!(
+                "`{}`.`{}` at {here}: {}",
+                entry.schema, entry.table, err.message
+            );
             err
         })?;
         let (kind, ek) = match batch.kind {
@@ -439,11 +655,20 @@ impl Run {
             RowKind::Delete => (DmlKind::Delete, EventKind::Delete),
         };
         if !self.events.is_empty() {
-            match self.events.action(&entry.schema, Some(&entry.table), ek, "") {
+            match self
+                .events
+                .action(&entry.schema, Some(&entry.table), ek, "")
+            {
                 FilterAction::Do => {}
                 FilterAction::Ignore => return Ok(()),
                 FilterAction::Error => {
-                    return Err(DmError::new(&codes::CONFIG_BINLOG_EVENT_FILTER, format!("a filter rule with action Error matched {ek:?} on `{}`.`{}` at {here}", entry.schema, entry.table)));
+                    return Err(DmError::new(
+                        &codes::CONFIG_BINLOG_EVENT_FILTER,
+                        format!(
+                            "a filter rule with action Error matched {ek:?} on `{}`.`{}` at {here}",
+                            entry.schema, entry.table
+                        ),
+                    ));
                 }
             }
         }
@@ -453,8 +678,22 @@ impl Run {
         let safe = self.safe_mode();
         let n = batch.rows.len();
         let out = &mut self.pending[entry.bucket];
+        let cols = &entry.target.columns;
         for row in batch.rows {
-            out.push(RowChange { table: entry.target.clone(), kind, before: row.before, after: row.after, safe_mode: safe });
+            if entry
+                .filters
+                .iter()
+                .any(|f| f.drops(kind, row.before.as_deref(), row.after.as_deref(), cols))
+            {
+                continue;
+            }
+            out.push(RowChange {
+                table: entry.target.clone(),
+                kind,
+                before: row.before,
+                after: row.after,
+                safe_mode: safe,
+            });
         }
         self.total_rows += n as u64;
         self.pending_rows += n;
@@ -498,17 +737,31 @@ impl Run {
         let tables = self
             .tracker
             .tables()
-            .map(|t| (t.schema.clone(), t.name.clone(), serde_json::to_string(t).expect("schemas serialize")))
+            .map(|t| {
+                (
+                    t.schema.clone(),
+                    t.name.clone(),
+                    serde_json::to_string(t).expect("schemas serialize"),
+                )
+            })
             .collect();
         self.checkpoint
-            .send(SaveCheckpoint { location: self.boundary.clone(), tables, exit_safe: self.exit_safe.clone() })
+            .send(SaveCheckpoint {
+                location: self.boundary.clone(),
+                tables,
+                exit_safe: self.exit_safe.clone(),
+            })
             .await
             .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
         self.flushed = self.boundary.clone();
         self.needs_initial_save = false;
         self.last_flush = Instant::now();
         self.oldest_unflushed_ts = None;
-        if self.exit_safe.as_ref().is_some_and(|e| self.flushed.position >= e.position) {
+        if self
+            .exit_safe
+            .as_ref()
+            .is_some_and(|e| self.flushed.position >= e.position)
+        {
             self.exit_safe = None;
         }
         debug!(task = %self.cfg.name, location = %self.flushed, "flushed");
@@ -527,7 +780,13 @@ impl Run {
         Ok(())
     }
 
-    async fn handle_ddl(&mut self, schema: &str, sql: &str, end: u32, _ts: u32) -> Result<(), DmError> {
+    async fn handle_ddl(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        end: u32,
+        _ts: u32,
+    ) -> Result<(), DmError> {
         let pieces = ddl::split(sql, schema)?;
         self.barrier().await?;
         for piece in &pieces {
@@ -541,7 +800,10 @@ impl Run {
     async fn apply_ddl(&mut self, piece: &DdlPiece) -> Result<(), DmError> {
         let table = piece.table.as_deref();
         let allowed = self.ba.allows(&piece.schema, table)
-            || piece.new_table.as_ref().is_some_and(|(s, t)| self.ba.allows(s, Some(t)));
+            || piece
+                .new_table
+                .as_ref()
+                .is_some_and(|(s, t)| self.ba.allows(s, Some(t)));
         if !allowed {
             return Ok(());
         }
@@ -550,37 +812,65 @@ impl Run {
         let action = if self.events.is_empty() {
             FilterAction::Do
         } else {
-            self.events.action(&piece.schema, table, EventKind::Ddl(piece.kind.filter_name()), &piece.sql)
+            self.events.action(
+                &piece.schema,
+                table,
+                EventKind::Ddl(piece.kind.filter_name()),
+                &piece.sql,
+            )
         };
         match action {
             FilterAction::Ignore => return tracked,
             FilterAction::Error => {
-                return Err(DmError::new(&codes::CONFIG_BINLOG_EVENT_FILTER, format!("a filter rule with action Error matched DDL `{}`", truncate(&piece.sql))));
+                return Err(DmError::new(
+                    &codes::CONFIG_BINLOG_EVENT_FILTER,
+                    format!(
+                        "a filter rule with action Error matched DDL `{}`",
+                        truncate(&piece.sql)
+                    ),
+                ));
             }
             FilterAction::Do => {}
         }
         let router = &self.router;
         let source = self.cfg.source_id.clone();
         let mut route_err = None;
-        let routed = ddl::rename_tables(piece, |s, t| match router.route(&source, s, if t.is_empty() { None } else { Some(t) }) {
-            Ok(r) => (r.schema, r.table.unwrap_or_else(|| t.to_string())),
-            Err(e) => {
-                route_err = Some(e);
-                (s.to_string(), t.to_string())
+        let routed = ddl::rename_tables(piece, |s, t| {
+            match router.route(&source, s, if t.is_empty() { None } else { Some(t) }) {
+                Ok(r) => (r.schema, r.table.unwrap_or_else(|| t.to_string())),
+                Err(e) => {
+                    route_err = Some(e);
+                    (s.to_string(), t.to_string())
+                }
             }
         })?;
         if let Some(e) = route_err {
             return Err(e);
         }
+        // Unqualified names inside the statement (FOREIGN KEY targets) resolve in the
+        // target schema, as they did upstream.
+        if routed.table.is_some() {
+            let use_db = format!("USE {}", crate::sql::quote_ident(&routed.schema));
+            if let Err(e) = self.exec_downstream(&use_db).await {
+                debug!(task = %self.cfg.name, error = %e, "target schema not selectable before DDL");
+            }
+        }
         match self.exec_downstream(&routed.sql).await {
-            Ok(()) => info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(&routed.sql), "DDL applied"),
+            Ok(()) => {
+                info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(&routed.sql), "DDL applied")
+            }
             Err(mysql_async::Error::Server(s))
-                if IDEMPOTENT_DDL_ERRORS.contains(&s.code) || (s.code == ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
+                if IDEMPOTENT_DDL_ERRORS.contains(&s.code)
+                    || (s.code == ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
             {
                 info!(task = %self.cfg.name, ddl = %truncate(&routed.sql), code = s.code, "DDL already applied downstream");
             }
             Err(e) => {
-                return Err(DmError::new(&codes::SYNCER_UNIT_HANDLE_DDL_FAILED, format!("executing `{}` downstream", truncate(&routed.sql))).with_cause(e));
+                return Err(DmError::new(
+                    &codes::SYNCER_UNIT_HANDLE_DDL_FAILED,
+                    format!("executing `{}` downstream", truncate(&routed.sql)),
+                )
+                .with_cause(e));
             }
         }
         tracked.or_else(|e| {
@@ -606,7 +896,9 @@ impl Run {
                     pause = (pause * 2).min(Duration::from_secs(5));
                     match connect(self.to_opts.clone(), &self.session, "downstream").await {
                         Ok(c) => self.downstream = c,
-                        Err(err) => warn!(task = %self.cfg.name, error = %err.chain(), "downstream still unreachable"),
+                        Err(err) => {
+                            warn!(task = %self.cfg.name, error = %err.chain(), "downstream still unreachable")
+                        }
                     }
                 }
                 other => return other,
@@ -620,20 +912,31 @@ impl Run {
             self.last_master_status = Instant::now();
             match master_status(&mut self.upstream, self.flavor).await {
                 Ok(m) => master = Some(m),
-                Err(e) => debug!(task = %self.cfg.name, error = %e.chain(), "master status unavailable"),
+                Err(e) => {
+                    debug!(task = %self.cfg.name, error = %e.chain(), "master status unavailable")
+                }
             }
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut s = self.status.lock().expect("status lock");
         s.total_events = self.total_events;
         s.total_rows = self.total_rows;
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         s.total_tps = self.total_rows as f64 / secs;
         s.syncer_binlog = self.flushed.position.to_string();
-        s.syncer_binlog_gtid = self.flushed.gtid.as_ref().map(ToString::to_string).unwrap_or_default();
+        s.syncer_binlog_gtid = self
+            .flushed
+            .gtid
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         s.current_binlog = self.boundary.position.to_string();
         s.safe_mode = self.safe_mode();
-        s.seconds_behind_master = self.oldest_unflushed_ts.map_or(0, |t| now.saturating_sub(u64::from(t)));
+        s.seconds_behind_master = self
+            .oldest_unflushed_ts
+            .map_or(0, |t| now.saturating_sub(u64::from(t)));
         if let Some((pos, gtid)) = master {
             s.master_binlog = pos.as_ref().map(ToString::to_string).unwrap_or_default();
             s.master_binlog_gtid = gtid.as_ref().map(ToString::to_string).unwrap_or_default();

@@ -42,8 +42,22 @@ pub struct StreamControllerActor {
 
 impl StreamControllerActor {
     /// A stream from `start` feeding `syncer`.
-    pub fn new(task: String, opts: Opts, server_id: u32, flavor: Flavor, start: StartPoint, syncer: Addr<SyncerActor>) -> Self {
-        Self { task, opts, server_id, flavor, start, syncer }
+    pub fn new(
+        task: String,
+        opts: Opts,
+        server_id: u32,
+        flavor: Flavor,
+        start: StartPoint,
+        syncer: Addr<SyncerActor>,
+    ) -> Self {
+        Self {
+            task,
+            opts,
+            server_id,
+            flavor,
+            start,
+            syncer,
+        }
     }
 }
 
@@ -87,7 +101,11 @@ async fn run(
     start: StartPoint,
     syncer: Addr<SyncerActor>,
 ) -> DmError {
-    let mut cursor = Cursor { boundary: None, last_end: None, file: String::new() };
+    let mut cursor = Cursor {
+        boundary: None,
+        last_end: None,
+        file: String::new(),
+    };
     if let StartPoint::Position(p) = &start {
         cursor.boundary = Some(p.clone());
         cursor.file = p.name.clone();
@@ -99,7 +117,12 @@ async fn run(
             Some(p) => StartPoint::Position(p.clone()),
             None => start.clone(),
         };
-        let req = StreamRequest { server_id, flavor, start: point, heartbeat: Duration::from_secs(30) };
+        let req = StreamRequest {
+            server_id,
+            flavor,
+            start: point,
+            heartbeat: Duration::from_secs(30),
+        };
         let err = match open_stream(opts.clone(), &req).await {
             Ok(mut stream) => {
                 backoff.mark_started();
@@ -119,7 +142,14 @@ async fn run(
                             }
                         }
                     };
-                    let Some(item) = next else { break Err((mysql_async::Error::Io(std::io::Error::other("binlog stream ended").into()), false)) };
+                    let Some(item) = next else {
+                        break Err((
+                            mysql_async::Error::Io(
+                                std::io::Error::other("binlog stream ended").into(),
+                            ),
+                            false,
+                        ));
+                    };
                     let ev = match item {
                         Ok(ev) => ev,
                         Err(e) => {
@@ -135,7 +165,9 @@ async fn run(
                             let name = crate::binlog::event::BinlogEvent::classify(&ev)
                                 .ok()
                                 .and_then(|b| match b {
-                                    crate::binlog::event::BinlogEvent::Rotate { next, .. } => Some(next),
+                                    crate::binlog::event::BinlogEvent::Rotate { next, .. } => {
+                                        Some(next)
+                                    }
                                     _ => None,
                                 })
                                 .unwrap_or_else(|| r.name().to_string());
@@ -167,11 +199,18 @@ async fn run(
                 }
                 match result {
                     Err((e, true)) => {
-                        return DmError::new(&codes::DB_QUERY_FAILED, "the upstream no longer has the binlog position to resume from")
-                            .with_cause(e)
-                            .with_workaround("Restart the task from a newer position (meta) or a fresh full migration; keep binlogs longer (expire_logs_days).");
+                        return DmError::new(
+                            &codes::SYNC_BINLOG_PURGED,
+                            format!(
+                                "the upstream no longer has the binlog to resume from ({:?})",
+                                cursor.boundary
+                            ),
+                        )
+                        .with_cause(e);
                     }
-                    Err((e, false)) => DmError::new(&codes::DB_BAD_CONN, "binlog stream interrupted").with_cause(e),
+                    Err((e, false)) => {
+                        DmError::new(&codes::DB_BAD_CONN, "binlog stream interrupted").with_cause(e)
+                    }
                     Ok(()) => unreachable!("the read loop only ends with an error"),
                 }
             }
@@ -201,7 +240,14 @@ impl Actor for StreamControllerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         info!(actor = "StreamController", parent = "Syncer", task = %self.task, start = ?self.start, "actor started");
-        let fut = run(self.task.clone(), self.opts.clone(), self.server_id, self.flavor, self.start.clone(), self.syncer.clone());
+        let fut = run(
+            self.task.clone(),
+            self.opts.clone(),
+            self.server_id,
+            self.flavor,
+            self.start.clone(),
+            self.syncer.clone(),
+        );
         let syncer = self.syncer.clone();
         fut.into_actor(self)
             .map(move |error, _, ctx| {

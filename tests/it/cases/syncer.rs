@@ -429,7 +429,26 @@ async fn random_workload_converges() {
     .await;
     s.start();
     let names = create_workload_tables(&s.up, 21).await;
-    workload(s.db(), 21, 1500, 7).await;
+    let db = s.db().to_string();
+    let writer = tokio::spawn(async move { workload(&db, 21, 1500, 7).await });
+    // Cut the binlog stream a few times: the stream controller reconnects and resumes
+    // without re-delivering events. (This also cuts concurrent tests' streams, which must
+    // survive it too.)
+    let mut cuts = 0;
+    while !writer.is_finished() && cuts < 5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut up = shared_upstream().conn().await;
+        let ids: Vec<u64> = up
+            .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'")
+            .await
+            .unwrap();
+        for id in ids {
+            let _ = up.query_drop(format!("KILL {id}")).await;
+        }
+        cuts += 1;
+        s.assert_running();
+    }
+    writer.await.unwrap();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let tables = s.same(&refs);
     s.converge(&tables, Duration::from_secs(90)).await;
@@ -450,7 +469,8 @@ async fn ddl_during_workload_is_applied_in_order() {
     s.up.exec("ALTER TABLE w0 MODIFY COLUMN c VARCHAR(200); ALTER TABLE w3 ADD INDEX kc (k, c); ALTER TABLE w3 DROP INDEX kc").await;
     s.up.exec("CREATE TABLE dd (id INT PRIMARY KEY, a INT, b VARCHAR(10)); INSERT INTO dd VALUES (1, 1, 'x')").await;
     s.up.exec("ALTER TABLE dd DROP COLUMN a").await;
-    s.up.exec("INSERT INTO dd (id, b) VALUES (2, 'y'); UPDATE dd SET b = 'z' WHERE id = 1").await;
+    s.up.exec("INSERT INTO dd (id, b) VALUES (2, 'y'); UPDATE dd SET b = 'z' WHERE id = 1")
+        .await;
     s.up.exec("CREATE TABLE fresh (id BIGINT PRIMARY KEY AUTO_INCREMENT, v TEXT); INSERT INTO fresh (v) VALUES ('a'), ('b')").await;
     s.up.exec("RENAME TABLE fresh TO renamed; INSERT INTO renamed (v) VALUES ('c')")
         .await;
@@ -553,13 +573,18 @@ async fn routes_merge_shards_and_filters_hold() {
     table-pattern: "shard_*"
     target-schema: "__DB__"
     target-table: "merged"
+expression-filter:
+  no-r3:
+    schema: "__DB__"
+    table: "shard_2"
+    insert-value-expr: "v = 'r3' AND shard = 2"
 filters:
   keep-deletes:
     schema-pattern: "__DB__"
     table-pattern: "shard_1"
     events: ["delete"]
     action: Ignore"#;
-    let instance_extra = "    route-rules: [\"merge\"]\n    filter-rules: [\"keep-deletes\"]";
+    let instance_extra = "    route-rules: [\"merge\"]\n    filter-rules: [\"keep-deletes\"]\n    expression-filters: [\"no-r3\"]";
     // The database name is only known after creation: write the rules with a placeholder,
     // then fill it in.
     let mut s = Sync::new(
@@ -602,7 +627,7 @@ filters:
     s.up.exec("CREATE TABLE skipme (id INT PRIMARY KEY); INSERT INTO skipme VALUES (1)")
         .await;
     // Expected downstream: the union of the shards, plus shard_1's deleted rows (its deletes
-    // are ignored) with their updated values.
+    // are ignored) with their updated values, minus the row the expression filter drops.
     let expected_deleted_1: Vec<i64> = (1000..1050).filter(|i| i % 7 == 0).collect();
     let merged = format!("`{db}`.merged");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -629,6 +654,7 @@ filters:
                 },
             ));
         }
+        up_union.retain(|r| *r != (2003, 2, "r3".to_string()));
         up_union.sort();
         let got: Vec<(i64, i64, String)> = down
             .query(format!(

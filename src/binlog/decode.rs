@@ -352,6 +352,9 @@ fn metadata_len(type_code: u8) -> Option<usize> {
         VARCHAR | NEWDECIMAL | ENUM | SET | STRING | BIT => Some(2),
         TINY | SHORT | LONG | LONGLONG | INT24 | NULL | TIMESTAMP | DATE | TIME | DATETIME
         | YEAR | NEWDATE => Some(0),
+        // Pre-5.0 DECIMAL, VAR_STRING (never used by row events since 5.0), TYPED_ARRAY and
+        // unknown codes: no layout to rely on.
+        DECIMAL => None,
         _ => None,
     }
 }

@@ -32,9 +32,13 @@ pub mod types {
     pub const MARIA_BINLOG_CHECKPOINT: u8 = 161;
     pub const MARIA_GTID: u8 = 162;
     pub const MARIA_GTID_LIST: u8 = 163;
-    pub const MARIA_WRITE_ROWS_COMPRESSED_V1: u8 = 169;
-    pub const MARIA_UPDATE_ROWS_COMPRESSED_V1: u8 = 170;
-    pub const MARIA_DELETE_ROWS_COMPRESSED_V1: u8 = 171;
+    pub const MARIA_QUERY_COMPRESSED: u8 = 165;
+    pub const MARIA_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
+    pub const MARIA_UPDATE_ROWS_COMPRESSED_V1: u8 = 167;
+    pub const MARIA_DELETE_ROWS_COMPRESSED_V1: u8 = 168;
+    pub const MARIA_WRITE_ROWS_COMPRESSED: u8 = 169;
+    pub const MARIA_UPDATE_ROWS_COMPRESSED: u8 = 170;
+    pub const MARIA_DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
 /// MariaDB GTID event flag: the event group is a single statement without BEGIN/COMMIT (DDL).
@@ -127,7 +131,15 @@ impl BinlogEvent {
             | types::DELETE_ROWS_V2
             | types::MARIA_WRITE_ROWS_COMPRESSED_V1
             | types::MARIA_UPDATE_ROWS_COMPRESSED_V1
-            | types::MARIA_DELETE_ROWS_COMPRESSED_V1 => BinlogEvent::Rows { event_type: t },
+            | types::MARIA_DELETE_ROWS_COMPRESSED_V1
+            | types::MARIA_WRITE_ROWS_COMPRESSED
+            | types::MARIA_UPDATE_ROWS_COMPRESSED
+            | types::MARIA_DELETE_ROWS_COMPRESSED => BinlogEvent::Rows { event_type: t },
+            types::MARIA_QUERY_COMPRESSED => {
+                // Skipping it would silently lose a statement (possibly DDL).
+                return Err(DmError::new(&codes::SYNC_DECODE_FAILED, "compressed binlog events are not supported")
+                    .with_workaround("Set log_bin_compress=OFF on the upstream and restart the task from a position after the compressed events."));
+            }
             types::HEARTBEAT => BinlogEvent::Heartbeat,
             types::MARIA_GTID => {
                 let (gtid, standalone) = parse_maria_gtid(ev.data(), ev.header().server_id())?;

@@ -26,7 +26,9 @@ pub fn init(level: &str, file: &str, format: &str) -> Result<(), DmError> {
         .with_target(false);
     let result = if file.is_empty() {
         use std::io::IsTerminal;
-        let b = builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr);
+        let b = builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
         if format == "json" {
             b.json().try_init()
         } else {

@@ -52,16 +52,29 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), DmError> {
     let task = TaskConfig::load(&args.task)?;
     let source = SourceConfig::load(&args.source)?;
-    let key = args.secret_key_path.as_deref().map(SecretKey::from_file).transpose()?;
+    let key = args
+        .secret_key_path
+        .as_deref()
+        .map(SecretKey::from_file)
+        .transpose()?;
     let mut sub = task
         .subtasks()
         .into_iter()
         .find(|s| s.source_id == source.source_id)
         .ok_or_else(|| {
-            DmError::new(&codes::CONFIG_SOURCE_ID_NOT_FOUND, format!("source `{}` is not in the task's mysql-instances", source.source_id))
+            DmError::new(
+                &codes::CONFIG_SOURCE_ID_NOT_FOUND,
+                format!(
+                    "source `{}` is not in the task's mysql-instances",
+                    source.source_id
+                ),
+            )
         })?;
     if !sub.task_mode.syncs() {
-        return Err(DmError::new(&codes::CONFIG_INVALID_TASK_MODE, format!("task-mode `{}` has no sync unit", sub.task_mode.as_str())));
+        return Err(DmError::new(
+            &codes::CONFIG_INVALID_TASK_MODE,
+            format!("task-mode `{}` has no sync unit", sub.task_mode.as_str()),
+        ));
     }
     sub.apply_source(&source);
     dm::telemetry::init(&args.log_level, &args.log_file, "text")?;

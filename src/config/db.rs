@@ -125,8 +125,12 @@ impl DbConfig {
         self.session
             .iter()
             .map(|(k, v)| match v {
-                SessionValue::Int(_) | SessionValue::Bool(_) => format!("SET SESSION {k} = {}", v.as_text()),
-                SessionValue::Text(t) => format!("SET SESSION {k} = {}", crate::sql::quote_string(t)),
+                SessionValue::Int(_) | SessionValue::Bool(_) => {
+                    format!("SET SESSION {k} = {}", v.as_text())
+                }
+                SessionValue::Text(t) => {
+                    format!("SET SESSION {k} = {}", crate::sql::quote_string(t))
+                }
             })
             .collect()
     }

@@ -31,7 +31,13 @@ pub struct TargetTable {
 
 impl TargetTable {
     /// A table with its columns and keys.
-    pub fn new(schema: &str, table: &str, columns: Vec<ColumnInfo>, handle: Option<Vec<usize>>, unique_keys: Vec<Vec<usize>>) -> Self {
+    pub fn new(
+        schema: &str,
+        table: &str,
+        columns: Vec<ColumnInfo>,
+        handle: Option<Vec<usize>>,
+        unique_keys: Vec<Vec<usize>>,
+    ) -> Self {
         Self {
             schema: schema.to_string(),
             table: table.to_string(),
@@ -75,15 +81,21 @@ impl RowChange {
         self.table
             .unique_keys
             .iter()
-            .find(|k| k.iter().all(|&i| !matches!(image.get(i), Some(Value::Null) | None)))
+            .find(|k| {
+                k.iter()
+                    .all(|&i| !matches!(image.get(i), Some(Value::Null) | None))
+            })
             .map(Vec::as_slice)
     }
 
     /// True when an update changes the values of its identifying key (or of any unique key).
     pub fn changes_key(&self) -> bool {
-        let (Some(b), Some(a)) = (&self.before, &self.after) else { return false };
+        let (Some(b), Some(a)) = (&self.before, &self.after) else {
+            return false;
+        };
         let differs = |k: &[usize]| k.iter().any(|&i| b.get(i) != a.get(i));
-        self.table.handle.as_deref().is_some_and(differs) || self.table.unique_keys.iter().any(|k| differs(k))
+        self.table.handle.as_deref().is_some_and(differs)
+            || self.table.unique_keys.iter().any(|k| differs(k))
     }
 }
 
@@ -98,7 +110,11 @@ fn push_extra_literal(out: &mut String, v: &str) {
 /// `(c1,c2,...)` including extra columns.
 fn push_column_list(out: &mut String, t: &TargetTable) {
     out.push('(');
-    let names = t.columns.iter().map(|c| c.name.as_str()).chain(t.extra.iter().map(|(n, _)| n.as_str()));
+    let names = t
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(t.extra.iter().map(|(n, _)| n.as_str()));
     for (i, n) in names.enumerate() {
         if i > 0 {
             out.push(',');
@@ -140,7 +156,9 @@ fn push_where(out: &mut String, ch: &RowChange, image: &[Value]) {
     let cols: &[usize] = match key {
         Some(k) => k,
         None => {
-            all = (0..t.columns.len()).filter(|&i| comparable(&t.columns[i])).collect();
+            all = (0..t.columns.len())
+                .filter(|&i| comparable(&t.columns[i]))
+                .collect();
             if all.is_empty() { &[] } else { &all }
         }
     };
@@ -178,7 +196,11 @@ fn push_where(out: &mut String, ch: &RowChange, image: &[Value]) {
 }
 
 fn insert_sql(out: &mut String, ch: &RowChange, replace: bool, image: &[Value]) {
-    out.push_str(if replace { "REPLACE INTO " } else { "INSERT INTO " });
+    out.push_str(if replace {
+        "REPLACE INTO "
+    } else {
+        "INSERT INTO "
+    });
     out.push_str(&ch.table.quoted);
     out.push(' ');
     push_column_list(out, &ch.table);
@@ -242,7 +264,9 @@ pub fn batch_sql(changes: &[RowChange], multiple_rows: bool, out: &mut Vec<Strin
     let mut i = 0;
     while i < changes.len() {
         let ch = &changes[i];
-        let same_run = |o: &RowChange| Arc::ptr_eq(&o.table, &ch.table) && o.kind == ch.kind && o.safe_mode == ch.safe_mode;
+        let same_run = |o: &RowChange| {
+            Arc::ptr_eq(&o.table, &ch.table) && o.kind == ch.kind && o.safe_mode == ch.safe_mode
+        };
         let mut j = i + 1;
         while j < changes.len() && same_run(&changes[j]) {
             j += 1;
@@ -258,7 +282,9 @@ pub fn batch_sql(changes: &[RowChange], multiple_rows: bool, out: &mut Vec<Strin
                 }
                 out.push(s);
             }
-            DmlKind::Delete if run.len() > 1 && ch.table.handle.is_some() && ch.table.extra.is_empty() => {
+            DmlKind::Delete
+                if run.len() > 1 && ch.table.handle.is_some() && ch.table.extra.is_empty() =>
+            {
                 let t = &ch.table;
                 let key = t.handle.as_ref().expect("checked");
                 let mut s = format!("DELETE FROM {} WHERE (", t.quoted);
@@ -304,14 +330,22 @@ mod tests {
         Arc::new(TargetTable::new(
             "db",
             "t",
-            vec![ColumnInfo::new("id", SqlType::Int), ColumnInfo::new("name", SqlType::VarChar), ColumnInfo::new("f", SqlType::Float)],
+            vec![
+                ColumnInfo::new("id", SqlType::Int),
+                ColumnInfo::new("name", SqlType::VarChar),
+                ColumnInfo::new("f", SqlType::Float),
+            ],
             handle,
             uks,
         ))
     }
 
     fn row(id: i64, name: &str) -> Vec<Value> {
-        vec![Value::Int(id), Value::Bytes(name.as_bytes().to_vec()), Value::Float(1.5)]
+        vec![
+            Value::Int(id),
+            Value::Bytes(name.as_bytes().to_vec()),
+            Value::Float(1.5),
+        ]
     }
 
     fn sql(ch: RowChange) -> Vec<String> {
@@ -320,22 +354,49 @@ mod tests {
         out
     }
 
-    fn change(t: &Arc<TargetTable>, kind: DmlKind, before: Option<Vec<Value>>, after: Option<Vec<Value>>, safe: bool) -> RowChange {
-        RowChange { table: t.clone(), kind, before, after, safe_mode: safe }
+    fn change(
+        t: &Arc<TargetTable>,
+        kind: DmlKind,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        safe: bool,
+    ) -> RowChange {
+        RowChange {
+            table: t.clone(),
+            kind,
+            before,
+            after,
+            safe_mode: safe,
+        }
     }
 
     #[test]
     fn keyed_statements() {
         let t = table(Some(vec![0]), vec![]);
         assert_eq!(
-            sql(change(&t, DmlKind::Insert, None, Some(row(1, "a'b")), false)),
+            sql(change(
+                &t,
+                DmlKind::Insert,
+                None,
+                Some(row(1, "a'b")),
+                false
+            )),
             ["INSERT INTO `db`.`t` (`id`,`name`,`f`) VALUES (1,'a\\'b',1.5e0)"]
         );
         assert_eq!(
-            sql(change(&t, DmlKind::Update, Some(row(1, "a")), Some(row(1, "b")), false)),
+            sql(change(
+                &t,
+                DmlKind::Update,
+                Some(row(1, "a")),
+                Some(row(1, "b")),
+                false
+            )),
             ["UPDATE `db`.`t` SET `id`=1,`name`='b',`f`=1.5e0 WHERE `id` = 1"]
         );
-        assert_eq!(sql(change(&t, DmlKind::Delete, Some(row(1, "a")), None, false)), ["DELETE FROM `db`.`t` WHERE `id` = 1"]);
+        assert_eq!(
+            sql(change(&t, DmlKind::Delete, Some(row(1, "a")), None, false)),
+            ["DELETE FROM `db`.`t` WHERE `id` = 1"]
+        );
     }
 
     #[test]
@@ -346,12 +407,27 @@ mod tests {
             ["REPLACE INTO `db`.`t` (`id`,`name`,`f`) VALUES (1,'a',1.5e0)"]
         );
         assert_eq!(
-            sql(change(&t, DmlKind::Update, Some(row(1, "a")), Some(row(1, "b")), true)),
+            sql(change(
+                &t,
+                DmlKind::Update,
+                Some(row(1, "a")),
+                Some(row(1, "b")),
+                true
+            )),
             ["REPLACE INTO `db`.`t` (`id`,`name`,`f`) VALUES (1,'b',1.5e0)"]
         );
         assert_eq!(
-            sql(change(&t, DmlKind::Update, Some(row(1, "a")), Some(row(2, "a")), true)),
-            ["DELETE FROM `db`.`t` WHERE `id` = 1", "REPLACE INTO `db`.`t` (`id`,`name`,`f`) VALUES (2,'a',1.5e0)"]
+            sql(change(
+                &t,
+                DmlKind::Update,
+                Some(row(1, "a")),
+                Some(row(2, "a")),
+                true
+            )),
+            [
+                "DELETE FROM `db`.`t` WHERE `id` = 1",
+                "REPLACE INTO `db`.`t` (`id`,`name`,`f`) VALUES (2,'a',1.5e0)"
+            ]
         );
     }
 
@@ -359,7 +435,13 @@ mod tests {
     fn keyless_safe_update_deletes_one_row_then_inserts() {
         let t = table(None, vec![]);
         assert_eq!(
-            sql(change(&t, DmlKind::Update, Some(row(1, "a")), Some(row(1, "b")), true)),
+            sql(change(
+                &t,
+                DmlKind::Update,
+                Some(row(1, "a")),
+                Some(row(1, "b")),
+                true
+            )),
             [
                 "DELETE FROM `db`.`t` WHERE `id` = 1 AND `name` = 'a' LIMIT 1",
                 "REPLACE INTO `db`.`t` (`id`,`name`,`f`) VALUES (1,'b',1.5e0)"
@@ -371,7 +453,10 @@ mod tests {
     fn keyless_and_nullable_unique_keys() {
         let t = table(None, vec![vec![1]]);
         // The unique key is usable when its value is not NULL...
-        assert_eq!(sql(change(&t, DmlKind::Delete, Some(row(1, "a")), None, false)), ["DELETE FROM `db`.`t` WHERE `name` = 'a'"]);
+        assert_eq!(
+            sql(change(&t, DmlKind::Delete, Some(row(1, "a")), None, false)),
+            ["DELETE FROM `db`.`t` WHERE `name` = 'a'"]
+        );
         // ...else every comparable column, one row only.
         let nul = vec![Value::Int(1), Value::Null, Value::Float(2.0)];
         assert_eq!(
@@ -388,7 +473,13 @@ mod tests {
             change(&t, DmlKind::Insert, None, Some(row(2, "b")), false),
             change(&t, DmlKind::Delete, Some(row(3, "c")), None, false),
             change(&t, DmlKind::Delete, Some(row(4, "d")), None, false),
-            change(&t, DmlKind::Update, Some(row(5, "e")), Some(row(5, "f")), false),
+            change(
+                &t,
+                DmlKind::Update,
+                Some(row(5, "e")),
+                Some(row(5, "f")),
+                false,
+            ),
         ];
         let mut out = Vec::new();
         batch_sql(&changes, true, &mut out);

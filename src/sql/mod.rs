@@ -31,23 +31,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// A single-quoted SQL string literal, escaping what MySQL/MariaDB's default `sql_mode`
-/// treats specially (backslash, quote, NUL, newline, carriage return, Ctrl-Z).
+/// A single-quoted SQL string literal with MySQL's backslash escapes (see
+/// [`crate::binlog::value::push_quoted`]).
 pub fn quote_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1a' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
+    crate::binlog::value::push_quoted(&mut out, s);
     out
 }
 

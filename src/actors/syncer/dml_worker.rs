@@ -50,6 +50,9 @@ pub struct WorkerSettings {
     pub checkpoint: CheckpointTables,
 }
 
+/// Where a parked sender learns its changes were queued (or the worker failed).
+type Reply = oneshot::Sender<Result<(), DmError>>;
+
 /// The actor.
 pub struct DmlWorkerActor {
     index: usize,
@@ -57,8 +60,8 @@ pub struct DmlWorkerActor {
     queue: VecDeque<RowChange>,
     queue_limit: usize,
     /// Senders waiting for room, with their changes.
-    waiting: VecDeque<(Vec<RowChange>, oneshot::Sender<Result<(), DmError>>)>,
-    drains: Vec<oneshot::Sender<Result<(), DmError>>>,
+    waiting: VecDeque<(Vec<RowChange>, Reply)>,
+    drains: Vec<Reply>,
     executing: bool,
     failed: Option<DmError>,
     conn: Option<Conn>,

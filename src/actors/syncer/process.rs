@@ -64,7 +64,7 @@ struct TableEntry {
 enum ExprFilter {
     Insert(RowExpr),
     /// Old-row and new-row conditions; a missing one holds for every row.
-    Update(Option<RowExpr>, Option<RowExpr>),
+    Update(Option<Box<RowExpr>>, Option<Box<RowExpr>>),
     Delete(RowExpr),
 }
 
@@ -80,7 +80,7 @@ impl ExprFilter {
                 if t.is_empty() {
                     Ok(None)
                 } else {
-                    c(t).map(Some)
+                    c(t).map(|e| Some(Box::new(e)))
                 }
             };
             Self::Update(
@@ -102,7 +102,7 @@ impl ExprFilter {
             (Self::Insert(e), DmlKind::Insert) => after.is_some_and(|r| e.matches(r, columns)),
             (Self::Delete(e), DmlKind::Delete) => before.is_some_and(|r| e.matches(r, columns)),
             (Self::Update(old, new), DmlKind::Update) => {
-                let holds = |e: &Option<RowExpr>, r: Option<&[Value]>| {
+                let holds = |e: &Option<Box<RowExpr>>, r: Option<&[Value]>| {
                     e.as_ref()
                         .is_none_or(|e| r.is_some_and(|r| e.matches(r, columns)))
                 };

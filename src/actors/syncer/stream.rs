@@ -175,10 +175,11 @@ async fn run(
                         }
                     } else if end > 0 {
                         // Drop what an earlier connection already handed over.
-                        if let Some(last) = &cursor.last_end {
-                            if last.name == cursor.file && end <= last.pos {
-                                continue;
-                            }
+                        if let Some(last) = &cursor.last_end
+                            && last.name == cursor.file
+                            && end <= last.pos
+                        {
+                            continue;
                         }
                         cursor.last_end = Some(Position::new(cursor.file.clone(), end));
                         if is_boundary(&ev) {
@@ -186,16 +187,16 @@ async fn run(
                         }
                     }
                     batch.push(ev);
-                    if batch.len() >= BATCH_EVENTS {
-                        if let Err(e) = hand_over(&syncer, &mut batch).await {
-                            return e;
-                        }
-                    }
-                };
-                if !batch.is_empty() {
-                    if let Err(e) = hand_over(&syncer, &mut batch).await {
+                    if batch.len() >= BATCH_EVENTS
+                        && let Err(e) = hand_over(&syncer, &mut batch).await
+                    {
                         return e;
                     }
+                };
+                if !batch.is_empty()
+                    && let Err(e) = hand_over(&syncer, &mut batch).await
+                {
+                    return e;
                 }
                 match result {
                     Err((e, true)) => {

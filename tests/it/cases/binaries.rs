@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use dm::config::SecretKey;
 
-use crate::harness::{BinProcess, DM_MASTER, DM_WORKER, DMCTL, eventually_msg, free_port, pid_running};
+use crate::harness::{
+    BinProcess, DM_MASTER, DM_WORKER, DMCTL, eventually_msg, free_port, pid_running,
+};
 
 const MASTER: &str = DM_MASTER;
 const WORKER: &str = DM_WORKER;

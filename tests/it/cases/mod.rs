@@ -1,9 +1,9 @@
 //! Integration test cases, one module per area.
 
 pub mod binaries;
-pub mod servers;
-pub mod stream;
 pub mod checkpoint;
 pub mod decode;
-pub mod tracker;
+pub mod servers;
+pub mod stream;
 pub mod syncer;
+pub mod tracker;

@@ -155,10 +155,10 @@ mysql-instances:
 
     /// Panics with the syncer's log if it has exited.
     fn assert_running(&mut self) {
-        if let Some(p) = self.syncer.as_mut() {
-            if let Some(status) = p.try_exit() {
-                panic!("dm-syncer exited with {status}:\n{}", p.log_tail(60));
-            }
+        if let Some(p) = self.syncer.as_mut()
+            && let Some(status) = p.try_exit()
+        {
+            panic!("dm-syncer exited with {status}:\n{}", p.log_tail(60));
         }
     }
 

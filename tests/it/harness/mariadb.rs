@@ -114,11 +114,19 @@ impl MariaDb {
     pub fn restart(&mut self) {
         let mariadbd = find_binary("mariadbd", "mariadb-server");
         let mut command = Command::new(&mariadbd);
-        command.args(server_args(self.process.dir(), self.port, self.server_id, self.role));
+        command.args(server_args(
+            self.process.dir(),
+            self.port,
+            self.server_id,
+            self.role,
+        ));
         self.process.respawn(command);
         let opts = self.opts(None);
-        run_blocking(|| self.process.wait_ready(START_TIMEOUT, || select_one(opts.clone())))
-            .unwrap_or_else(|e| panic!("restarting mariadbd: {}", e.message));
+        run_blocking(|| {
+            self.process
+                .wait_ready(START_TIMEOUT, || select_one(opts.clone()))
+        })
+        .unwrap_or_else(|e| panic!("restarting mariadbd: {}", e.message));
     }
 
     /// The TCP port on 127.0.0.1.

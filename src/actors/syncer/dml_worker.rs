@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{DrainWorker, ExecuteBatch};
 use crate::sql::checkpoint::CheckpointTables;
-use crate::sql::dml::{RowChange, batch_sql};
+use crate::sql::dml::{RowChange, batch_sql, compact};
 
 /// How long connection failures are retried before the worker gives up.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(300);
@@ -47,6 +47,8 @@ pub struct WorkerSettings {
     pub session: Vec<String>,
     pub batch: usize,
     pub multiple_rows: bool,
+    /// DM's `compact`: merge a batch's changes to the same row.
+    pub compact: bool,
     pub checkpoint: CheckpointTables,
 }
 
@@ -275,7 +277,15 @@ async fn execute(
 ) -> (Option<Conn>, Result<(), DmError>) {
     let mut stmts = Vec::with_capacity(changes.len() + 3);
     stmts.push("BEGIN".to_string());
-    batch_sql(changes, settings.multiple_rows, &mut stmts);
+    if settings.compact {
+        batch_sql(
+            &compact(changes.to_vec()),
+            settings.multiple_rows,
+            &mut stmts,
+        );
+    } else {
+        batch_sql(changes, settings.multiple_rows, &mut stmts);
+    }
     stmts.push(
         settings
             .checkpoint

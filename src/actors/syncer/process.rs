@@ -340,6 +340,7 @@ impl Run {
             session: session.clone(),
             batch: cfg.syncer.batch.max(1) as usize,
             multiple_rows: cfg.syncer.multiple_rows,
+            compact: cfg.syncer.compact,
             checkpoint: (*tables).clone(),
         });
         let bucket_count = worker_count.div_ceil(WORKERS_PER_BUCKET).max(1);

@@ -22,6 +22,8 @@ struct Setup<'a> {
     instance_extra: &'a str,
     /// Block-allow-list do-dbs (defaults to the test database and its `_x` siblings).
     do_dbs: Option<String>,
+    /// Extra keys of the syncer config (one per line, no indentation).
+    syncer_extra: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -33,6 +35,7 @@ impl Default for Setup<'_> {
             task_extra: "",
             instance_extra: "",
             do_dbs: None,
+            syncer_extra: "",
         }
     }
 }
@@ -69,6 +72,11 @@ impl Sync {
             .do_dbs
             .clone()
             .unwrap_or_else(|| format!("\"{db}\", \"~^{db}_x\""));
+        let syncer_extra: String = setup
+            .syncer_extra
+            .lines()
+            .map(|l| format!("\n    {l}"))
+            .collect();
         let safe = if setup.safe_mode_duration.is_empty() {
             String::new()
         } else {
@@ -90,7 +98,7 @@ syncers:
   s:
     worker-count: {wc}
     batch: {batch}
-    checkpoint-flush-interval: 1{safe}
+    checkpoint-flush-interval: 1{safe}{syncer_extra}
 {task_extra}
 mysql-instances:
   - source-id: "src-{db}"
@@ -449,6 +457,23 @@ async fn random_workload_converges() {
         s.assert_running();
     }
     writer.await.unwrap();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let tables = s.same(&refs);
+    s.converge(&tables, Duration::from_secs(90)).await;
+}
+
+#[tokio::test]
+async fn compact_and_multiple_rows_converge() {
+    let setup = Setup {
+        worker_count: 4,
+        batch: 64,
+        syncer_extra: "compact: true\nmultiple-rows: true",
+        ..Default::default()
+    };
+    let mut s = Sync::new("sync_compact", shared_downstream(), setup).await;
+    s.start();
+    let names = create_workload_tables(&s.up, 9).await;
+    workload(s.db(), 9, 800, 31).await;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let tables = s.same(&refs);
     s.converge(&tables, Duration::from_secs(90)).await;

@@ -654,7 +654,9 @@ mod compact_tests {
         }
     }
 
-    fn shape(v: &[RowChange]) -> Vec<(DmlKind, Option<Vec<Value>>, Option<Vec<Value>>, bool)> {
+    type Shape = (DmlKind, Option<Vec<Value>>, Option<Vec<Value>>, bool);
+
+    fn shape(v: &[RowChange]) -> Vec<Shape> {
         v.iter()
             .map(|c| (c.kind, c.before.clone(), c.after.clone(), c.safe_mode))
             .collect()

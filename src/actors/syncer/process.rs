@@ -456,19 +456,14 @@ impl Run {
                 gtid: self.gtid.clone(),
             };
             match BinlogEvent::classify(&ev)? {
-                BinlogEvent::Rotate { next, pos, .. } => {
-                    self.file = next;
-                    if self.needs_initial_save && self.boundary.position.name.is_empty() {
-                        // GTID start: the first event read is where a replay must begin.
-                        self.boundary.position =
-                            Position::new(self.file.clone(), pos.max(4) as u32);
-                    }
-                }
+                BinlogEvent::Rotate { next, .. } => self.file = next,
                 BinlogEvent::MariaGtid { gtid, .. } => {
-                    self.pending_gtid = Some(GtidEvent::Maria(gtid))
+                    self.note_first_transaction(end, header.event_size());
+                    self.pending_gtid = Some(GtidEvent::Maria(gtid));
                 }
                 BinlogEvent::MysqlGtid { uuid, gno } => {
-                    self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno))
+                    self.note_first_transaction(end, header.event_size());
+                    self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno));
                 }
                 BinlogEvent::MariaGtidList(list) => {
                     if self.gtid.is_none() && self.flavor == Flavor::MariaDb {
@@ -505,6 +500,14 @@ impl Run {
         self.dispatch().await?;
         self.refresh_status().await;
         Ok(())
+    }
+
+    /// A GTID start knows no file position: the start of the first transaction received is
+    /// where a position-based replay of this run must begin.
+    fn note_first_transaction(&mut self, end: u32, size: u32) {
+        if self.needs_initial_save && self.boundary.position.name.is_empty() && end >= size {
+            self.boundary.position = Position::new(self.file.clone(), end - size);
+        }
     }
 
     async fn end_txn(&mut self, end: u32) -> Result<(), DmError> {

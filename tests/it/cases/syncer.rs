@@ -24,6 +24,8 @@ struct Setup<'a> {
     do_dbs: Option<String>,
     /// Extra keys of the syncer config (one per line, no indentation).
     syncer_extra: &'a str,
+    /// Start from the upstream's GTID position (`meta.binlog-gtid`) with `enable-gtid`.
+    gtid: bool,
 }
 
 impl Default for Setup<'_> {
@@ -36,6 +38,7 @@ impl Default for Setup<'_> {
             instance_extra: "",
             do_dbs: None,
             syncer_extra: "",
+            gtid: false,
         }
     }
 }
@@ -67,6 +70,18 @@ impl Sync {
             .unwrap()
             .map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap()))
             .unwrap();
+        let gtid_pos: String = shared_upstream()
+            .conn()
+            .await
+            .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await
+            .unwrap()
+            .unwrap();
+        let meta_yaml = if setup.gtid {
+            format!("binlog-gtid: \"{gtid_pos}\"")
+        } else {
+            format!("binlog-name: \"{}\"\n      binlog-pos: {}", row.0, row.1)
+        };
         let dir = tempfile::tempdir().unwrap();
         let do_dbs = setup
             .do_dbs
@@ -105,8 +120,7 @@ mysql-instances:
     block-allow-list: "ba"
     syncer-config-name: "s"
     meta:
-      binlog-name: "{file}"
-      binlog-pos: {pos}
+      {meta_yaml}
 {instance_extra}
 "#,
             meta = meta,
@@ -115,11 +129,10 @@ mysql-instances:
             batch = setup.batch,
             task_extra = setup.task_extra,
             instance_extra = setup.instance_extra,
-            file = row.0,
-            pos = row.1,
         );
         let source_yaml = format!(
-            "source-id: \"src-{db}\"\nflavor: mariadb\nfrom:\n  host: \"127.0.0.1\"\n  port: {}\n  user: \"root\"\n  password: \"\"\n",
+            "source-id: \"src-{db}\"\nflavor: mariadb\nenable-gtid: {}\nfrom:\n  host: \"127.0.0.1\"\n  port: {}\n  user: \"root\"\n  password: \"\"\n",
+            setup.gtid,
             shared_upstream().port()
         );
         let task = dir.path().join("task.yaml");
@@ -568,6 +581,26 @@ async fn killed_syncer_resumes_without_loss_or_duplicates() {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let tables = s.same(&refs);
     s.converge(&tables, Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn gtid_start_and_resume() {
+    let setup = Setup {
+        gtid: true,
+        safe_mode_duration: "0s",
+        ..Default::default()
+    };
+    let mut s = Sync::new("sync_gtid", shared_downstream(), setup).await;
+    s.start();
+    let names = create_workload_tables(&s.up, 6).await;
+    for round in 0..4u64 {
+        workload(s.db(), 6, 150, 300 + round).await;
+        s.kill9();
+        s.start();
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let tables = s.same(&refs);
+    s.converge(&tables, Duration::from_secs(90)).await;
 }
 
 #[tokio::test]

@@ -37,8 +37,7 @@ const ER_CON_COUNT_ERROR: u16 = 1040;
 const ER_CONNECTION_KILLED: u16 = 1927;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
 
-/// What every worker of a subtask shares.
-#[derive(Debug)]
+/// What every worker of a subtask shares. (No `Debug`: the options hold the password.)
 pub struct WorkerSettings {
     pub task: String,
     pub source: String,

@@ -17,7 +17,7 @@ use mysql_async::binlog::events::Event;
 use tracing::{info, warn};
 
 use crate::actors::Backoff;
-use crate::binlog::event::types;
+use crate::binlog::event::{BinlogEvent, types};
 use crate::binlog::location::Position;
 use crate::binlog::stream::{Flavor, StartPoint, StreamRequest, is_start_point_gone, open_stream};
 use crate::error::{DmError, codes};
@@ -161,17 +161,9 @@ async fn run(
                     let t = ev.header().event_type_raw();
                     let end = ev.header().log_pos();
                     if t == types::ROTATE {
-                        if let Ok(r) = ev.read_event::<mysql_async::binlog::events::RotateEvent>() {
-                            let name = crate::binlog::event::BinlogEvent::classify(&ev)
-                                .ok()
-                                .and_then(|b| match b {
-                                    crate::binlog::event::BinlogEvent::Rotate { next, .. } => {
-                                        Some(next)
-                                    }
-                                    _ => None,
-                                })
-                                .unwrap_or_else(|| r.name().to_string());
-                            cursor.file = name;
+                        // The classifier strips the checksum the opening fake rotate still has.
+                        if let Ok(BinlogEvent::Rotate { next, .. }) = BinlogEvent::classify(&ev) {
+                            cursor.file = next;
                         }
                     } else if end > 0 {
                         // Drop what an earlier connection already handed over.

@@ -8,6 +8,8 @@
 //! Today's tree:
 //! - dm-worker: [`worker::master_probe::MasterProbeActor`] (watches the `join` masters).
 
+pub mod dump;
+pub mod load;
 pub mod syncer;
 pub mod worker;
 

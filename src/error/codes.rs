@@ -141,6 +141,27 @@ define_codes! {
     /// dm-rs: the upstream has no binary log.
     TASK_CHECK_BINLOG_DISABLED = (26903, TaskCheck, Upstream, High, false, "upstream binary log is off", "Start the upstream with `log-bin`, `binlog_format=ROW` and `binlog_row_image=FULL`.");
 
+    // ---- dump-unit (32001) ----
+    DUMP_UNIT_RUNTIME = (32001, DumpUnit, Internal, High, false, "the dump failed", "Read the cause; fix the upstream or the dump directory, then resume the task.");
+    DUMP_UNIT_GLOBAL_LOCK = (32004, DumpUnit, Upstream, High, false, "could not acquire the global read lock", "Grant RELOAD to the dump account, or set `--consistency lock` (LOCK TABLES) or `--consistency none` in the mydumper extra-args.");
+    /// dm-rs: the account lacks a privilege the chosen consistency needs.
+    DUMP_PRIVILEGE_MISSING = (32901, DumpUnit, Upstream, High, false, "the dump account lacks a privilege", "Grant the named privilege, or choose a consistency that does not need it (extra-args `--consistency lock` or `--consistency none`).");
+    /// dm-rs: writing dump files failed (disk full, permissions).
+    DUMP_WRITE_FILE = (32902, DumpUnit, Internal, High, false, "writing a dump file failed", "Check the loader `dir`: free space and permissions.");
+    /// dm-rs: reading a table from the upstream failed; retried by auto-resume.
+    DUMP_TABLE_FAILED = (32903, DumpUnit, Upstream, High, true, "dumping a table failed", "Read the cause; the dump resumes from scratch after the upstream recovers.");
+
+    // ---- load-unit (34001) ----
+    LOAD_UNIT_READ_SCHEMA_FILE = (34005, LoadUnit, Internal, High, false, "reading a dump file failed", "Check the dump directory is complete and readable.");
+    LOAD_UNIT_PARSE_STATEMENT = (34006, LoadUnit, Internal, High, false, "a statement in a dump file could not be parsed", "Check the dump file named in the message; re-dump if it is truncated.");
+    LOAD_UNIT_NOT_CREATE_TABLE = (34007, LoadUnit, Internal, High, false, "a schema file does not hold a CREATE TABLE", "Check the schema file named in the message.");
+    /// dm-rs: executing a dump statement on the target failed; retried by auto-resume.
+    LOAD_EXECUTE_FAILED = (34901, LoadUnit, Downstream, High, true, "loading a chunk on the target failed", "Read the cause; fix the target, then resume: finished chunks are not loaded again.");
+    /// dm-rs: a row already exists and `on-duplicate-logical` is `error`.
+    LOAD_DUPLICATE_ENTRY = (34902, LoadUnit, Downstream, High, false, "a loaded row already exists on the target", "Empty the target table, or set loader `on-duplicate-logical` to `replace` or `ignore`.");
+    /// dm-rs: the dump directory is missing or incomplete.
+    LOAD_DUMP_DIR_INVALID = (34903, LoadUnit, Internal, High, false, "the dump directory is missing or incomplete", "Run the dump again (task-mode all/full), or point loader `dir` at a complete dumpling/mydumper dump.");
+
     // ---- sync-unit (36001) ----
     SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");
     SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Fix the tracked schema with `binlog-schema update`, then resume the task.");

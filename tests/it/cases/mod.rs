@@ -3,6 +3,8 @@
 pub mod binaries;
 pub mod checkpoint;
 pub mod decode;
+pub mod dump;
+pub mod load;
 pub mod servers;
 pub mod stream;
 pub mod syncer;

@@ -1,0 +1,2 @@
+//! The load unit: creates the target schemas and loads a dump directory in parallel,
+//! resumably.

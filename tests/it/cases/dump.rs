@@ -1,0 +1,1 @@
+//! Dump unit tests (filled in by the dump work).

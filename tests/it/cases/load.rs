@@ -1,0 +1,1 @@
+//! Load unit tests (filled in by the load work).

@@ -9,28 +9,45 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::harness::{
-    BinProcess, DM_SYNCER, MariaDb, TestDb, fresh_db, shared_downstream, shared_upstream,
+    BinProcess, DM_MIGRATE, DM_SYNCER, MariaDb, TestDb, fresh_db, shared_downstream,
+    shared_upstream,
 };
 
 /// Knobs of one replication set-up.
-struct Setup<'a> {
-    worker_count: u32,
-    batch: u32,
-    safe_mode_duration: &'a str,
+pub(crate) struct Setup<'a> {
+    /// `incremental` runs `dm-syncer`; other modes run `dm-migrate`.
+    pub task_mode: &'a str,
+    /// mydumper `threads` and `rows`, loader `pool-size` (dumping modes).
+    pub dump_threads: u32,
+    pub dump_rows: u64,
+    pub pool_size: u32,
+    /// mydumper `extra-args`.
+    pub dump_args: &'a str,
+    /// The upstream account (`root` unless a test makes a restricted one).
+    pub user: &'a str,
+    pub worker_count: u32,
+    pub batch: u32,
+    pub safe_mode_duration: &'a str,
     /// Extra top-level task YAML (routes, filters) and extra instance keys.
-    task_extra: &'a str,
-    instance_extra: &'a str,
+    pub task_extra: &'a str,
+    pub instance_extra: &'a str,
     /// Block-allow-list do-dbs (defaults to the test database and its `_x` siblings).
-    do_dbs: Option<String>,
+    pub do_dbs: Option<String>,
     /// Extra keys of the syncer config (one per line, no indentation).
-    syncer_extra: &'a str,
+    pub syncer_extra: &'a str,
     /// Start from the upstream's GTID position (`meta.binlog-gtid`) with `enable-gtid`.
-    gtid: bool,
+    pub gtid: bool,
 }
 
 impl Default for Setup<'_> {
     fn default() -> Self {
         Self {
+            task_mode: "incremental",
+            dump_threads: 4,
+            dump_rows: 0,
+            pool_size: 4,
+            dump_args: "",
+            user: "root",
             worker_count: 4,
             batch: 50,
             safe_mode_duration: "",
@@ -43,20 +60,21 @@ impl Default for Setup<'_> {
     }
 }
 
-/// An upstream test database replicated by a `dm-syncer` process into a database of the same
-/// name on a downstream server.
-struct Sync {
-    up: TestDb,
-    down: mysql_async::Opts,
-    dir: tempfile::TempDir,
-    task: PathBuf,
-    source: PathBuf,
-    syncer: Option<BinProcess>,
-    starts: usize,
+/// An upstream test database migrated by a `dm-syncer` (or `dm-migrate`) process into a
+/// database of the same name on a downstream server.
+pub(crate) struct Sync {
+    pub up: TestDb,
+    pub down: mysql_async::Opts,
+    pub dir: tempfile::TempDir,
+    pub task: PathBuf,
+    pub source: PathBuf,
+    pub syncer: Option<BinProcess>,
+    pub starts: usize,
+    bin: &'static str,
 }
 
 impl Sync {
-    async fn new(prefix: &str, down: &MariaDb, setup: Setup<'_>) -> Self {
+    pub async fn new(prefix: &str, down: &MariaDb, setup: Setup<'_>) -> Self {
         let up = fresh_db(shared_upstream(), prefix);
         let db = up.name().to_string();
         down.exec(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
@@ -99,7 +117,7 @@ impl Sync {
         };
         let task_yaml = format!(
             r#"name: "t-{db}"
-task-mode: incremental
+task-mode: {mode}
 meta-schema: "{meta}"
 target-database:
   host: "127.0.0.1"
@@ -109,6 +127,15 @@ target-database:
 block-allow-list:
   ba:
     do-dbs: [{do_dbs}]
+mydumpers:
+  d:
+    threads: {threads}
+    rows: {rows}
+    extra-args: "{dump_args}"
+loaders:
+  l:
+    pool-size: {pool}
+    dir: "{dump_dir}"
 syncers:
   s:
     worker-count: {wc}
@@ -119,11 +146,19 @@ mysql-instances:
   - source-id: "src-{db}"
     block-allow-list: "ba"
     syncer-config-name: "s"
+    mydumper-config-name: "d"
+    loader-config-name: "l"
     meta:
       {meta_yaml}
 {instance_extra}
 "#,
             meta = meta,
+            mode = setup.task_mode,
+            threads = setup.dump_threads,
+            rows = setup.dump_rows,
+            dump_args = setup.dump_args,
+            pool = setup.pool_size,
+            dump_dir = dir.path().join("dump").display(),
             port = down.port(),
             wc = setup.worker_count,
             batch = setup.batch,
@@ -131,14 +166,20 @@ mysql-instances:
             instance_extra = setup.instance_extra,
         );
         let source_yaml = format!(
-            "source-id: \"src-{db}\"\nflavor: mariadb\nenable-gtid: {}\nfrom:\n  host: \"127.0.0.1\"\n  port: {}\n  user: \"root\"\n  password: \"\"\n",
+            "source-id: \"src-{db}\"\nflavor: mariadb\nenable-gtid: {}\nfrom:\n  host: \"127.0.0.1\"\n  port: {}\n  user: \"{}\"\n  password: \"\"\n",
             setup.gtid,
-            shared_upstream().port()
+            shared_upstream().port(),
+            setup.user
         );
         let task = dir.path().join("task.yaml");
         let source = dir.path().join("source.yaml");
         std::fs::write(&task, task_yaml).unwrap();
         std::fs::write(&source, source_yaml).unwrap();
+        let bin = if setup.task_mode == "incremental" {
+            DM_SYNCER
+        } else {
+            DM_MIGRATE
+        };
         Self {
             up,
             down: down.opts(None),
@@ -147,14 +188,15 @@ mysql-instances:
             source,
             syncer: None,
             starts: 0,
+            bin,
         }
     }
 
-    fn db(&self) -> &str {
+    pub fn db(&self) -> &str {
         self.up.name()
     }
 
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         self.starts += 1;
         let log = self.dir.path().join(format!("syncer-{}.log", self.starts));
         let args = vec![
@@ -165,26 +207,55 @@ mysql-instances:
             "--status-interval".to_string(),
             "5".to_string(),
         ];
-        self.syncer = Some(BinProcess::spawn(DM_SYNCER, &args, log));
+        self.syncer = Some(BinProcess::spawn(self.bin, &args, log));
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         if let Some(p) = self.syncer.as_mut() {
             p.kill9();
         }
     }
 
     /// Panics with the syncer's log if it has exited.
-    fn assert_running(&mut self) {
+    /// Panics with the process's log if it has exited with an error (a `full` migration
+    /// exits with success when done).
+    pub fn assert_running(&mut self) {
         if let Some(p) = self.syncer.as_mut()
-            && let Some(status) = p.try_exit()
+            && let Some(status) = p.try_exit().filter(|s| !s.success())
         {
-            panic!("dm-syncer exited with {status}:\n{}", p.log_tail(60));
+            panic!("{} exited with {status}:\n{}", self.bin, p.log_tail(60));
         }
     }
 
+    /// Waits for the process to exit (modes without a sync unit end by themselves).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        let p = self.syncer.as_mut().expect("started");
+        loop {
+            if let Some(status) = p.try_exit() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "{} still running after {timeout:?}:\n{}",
+                    self.bin,
+                    p.log_tail(60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The current process's output.
+    pub fn log(&self) -> String {
+        self.syncer
+            .as_ref()
+            .map(|p| p.log_tail(100_000))
+            .unwrap_or_default()
+    }
+
     /// Waits until every listed table (in `db` on both sides) has the same rows.
-    async fn converge(&mut self, tables: &[(String, String)], timeout: Duration) {
+    pub async fn converge(&mut self, tables: &[(String, String)], timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             self.assert_running();
@@ -239,7 +310,7 @@ mysql-instances:
     }
 
     /// `db.table` pairs with the same name on both sides.
-    fn same(&self, tables: &[&str]) -> Vec<(String, String)> {
+    pub fn same(&self, tables: &[&str]) -> Vec<(String, String)> {
         tables
             .iter()
             .map(|t| {
@@ -271,7 +342,7 @@ impl Drop for Sync {
 }
 
 /// Every row of `table`, ordered by all columns, as SQL literals.
-async fn dump(server: &mysql_async::Opts, table: &str) -> Vec<Vec<String>> {
+pub(crate) async fn dump(server: &mysql_async::Opts, table: &str) -> Vec<Vec<String>> {
     let mut conn = mysql_async::Conn::new(server.clone())
         .await
         .expect("connect for a dump");
@@ -299,7 +370,7 @@ async fn dump(server: &mysql_async::Opts, table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn checksum(server: &mysql_async::Opts, table: &str) -> Option<i64> {
+pub(crate) async fn checksum(server: &mysql_async::Opts, table: &str) -> Option<i64> {
     let mut conn = mysql_async::Conn::new(server.clone())
         .await
         .expect("connect for a checksum");
@@ -310,7 +381,27 @@ async fn checksum(server: &mysql_async::Opts, table: &str) -> Option<i64> {
     row.and_then(|r| r.1)
 }
 
-const ALL_TYPES: &str = "CREATE TABLE all_types (
+/// Edge-value rows for [`ALL_TYPES`] (needs the session's permissive sql_mode it sets).
+pub(crate) const ALL_TYPES_ROWS: &str = "SET SESSION sql_mode = '';
+         INSERT INTO all_types VALUES
+         (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
+          -12345678.99, -12345678901234567890123456789012345.123456789012345678901234567890, 99999,
+          -3.40282e38, -1.7976931348623157e308, b'1', b'1111111111111111111111111111111111111111111111111111111111111111', 2155, '9999-12-31',
+          '-838:59:59', '838:59:58.999999', '1000-01-01 00:00:00', '2024-02-29 12:34:56.789', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999',
+          'abc', '中文😀', REPEAT('ü', 1000), REPEAT('x', 70000),
+          'café', X'00FF0001', X'00FFFE', X'000102', REPEAT(X'AB', 1048576),
+          'c d', 'x,z', '{\"k\": [1, 2.5, \"s\", null, true], \"u\": \"é\"}', ST_GeomFromText('POINT(1 2)')),
+         (2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'0', b'0', 0, '0000-00-00',
+          '00:00:00', '-00:00:00.000001', '0000-00-00 00:00:00', '1970-01-01 00:00:01.000', '2000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000',
+          '', '', '', '', '', X'00000000', X'', X'', X'', '', '', '[]', ST_GeomFromText('LINESTRING(0 0,1 1)')),
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+         (4, 127, 1, 32767, 1, 8388607, 1, 2147483647, 1, 9223372036854775807, 1,
+          12345678.99, 0.000000000000000000000000000001, 1, 1.5, 2.5e-300, b'1', b'1010', 1901, '1000-01-01',
+          '-00:00:01', '24:00:00.5', '2020-01-01 00:00:00', '2020-01-01 00:00:00.001', '2020-01-01 00:00:00.000100', '2020-06-01 12:00:00.123',
+          'z', 'a\\'b\\\\c\\n', 'tab\\there', 'x', 'ñ', X'FFFFFFFF', X'5C27', X'00', X'FF', 'a', '', '\"just a string\"', NULL)";
+
+pub(crate) const ALL_TYPES: &str = "CREATE TABLE all_types (
     id INT PRIMARY KEY,
     ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
     mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
@@ -330,27 +421,7 @@ async fn every_column_type_round_trips() {
     let mut s = Sync::new("sync_types", shared_downstream(), Setup::default()).await;
     s.start();
     s.up.exec(ALL_TYPES).await;
-    s.up.exec(
-        "SET SESSION sql_mode = '';
-         INSERT INTO all_types VALUES
-         (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
-          -12345678.99, -12345678901234567890123456789012345.123456789012345678901234567890, 99999,
-          -3.40282e38, -1.7976931348623157e308, b'1', b'1111111111111111111111111111111111111111111111111111111111111111', 2155, '9999-12-31',
-          '-838:59:59', '838:59:58.999999', '1000-01-01 00:00:00', '2024-02-29 12:34:56.789', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999',
-          'abc', '中文😀', REPEAT('ü', 1000), REPEAT('x', 70000),
-          'café', X'00FF0001', X'00FFFE', X'000102', REPEAT(X'AB', 1048576),
-          'c d', 'x,z', '{\"k\": [1, 2.5, \"s\", null, true], \"u\": \"é\"}', ST_GeomFromText('POINT(1 2)')),
-         (2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'0', b'0', 0, '0000-00-00',
-          '00:00:00', '-00:00:00.000001', '0000-00-00 00:00:00', '1970-01-01 00:00:01.000', '2000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000',
-          '', '', '', '', '', X'00000000', X'', X'', X'', '', '', '[]', ST_GeomFromText('LINESTRING(0 0,1 1)')),
-         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-          NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-         (4, 127, 1, 32767, 1, 8388607, 1, 2147483647, 1, 9223372036854775807, 1,
-          12345678.99, 0.000000000000000000000000000001, 1, 1.5, 2.5e-300, b'1', b'1010', 1901, '1000-01-01',
-          '-00:00:01', '24:00:00.5', '2020-01-01 00:00:00', '2020-01-01 00:00:00.001', '2020-01-01 00:00:00.000100', '2020-06-01 12:00:00.123',
-          'z', 'a\\'b\\\\c\\n', 'tab\\there', 'x', 'ñ', X'FFFFFFFF', X'5C27', X'00', X'FF', 'a', '', '\"just a string\"', NULL)",
-    )
-    .await;
+    s.up.exec(ALL_TYPES_ROWS).await;
     s.up.exec("UPDATE all_types SET vc = 'updated ✓', biu = biu - 1, j = JSON_ARRAY(1) WHERE id IN (1, 4); DELETE FROM all_types WHERE id = 2").await;
     let tables = s.same(&["all_types"]);
     s.converge(&tables, Duration::from_secs(60)).await;
@@ -359,7 +430,7 @@ async fn every_column_type_round_trips() {
 /// A seeded random workload over `tables` tables: some with a primary key, some with only a
 /// nullable unique key, some with no key; inserts, key-changing updates, deletes, multi-
 /// statement transactions.
-async fn workload(db: &str, tables: usize, ops: usize, seed: u64) {
+pub(crate) async fn workload(db: &str, tables: usize, ops: usize, seed: u64) {
     let mut conn = shared_upstream().conn().await;
     let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..ops {
@@ -420,7 +491,7 @@ async fn workload(db: &str, tables: usize, ops: usize, seed: u64) {
     }
 }
 
-async fn create_workload_tables(up: &TestDb, tables: usize) -> Vec<String> {
+pub(crate) async fn create_workload_tables(up: &TestDb, tables: usize) -> Vec<String> {
     let mut names = Vec::new();
     for t in 0..tables {
         let ddl = match t % 3 {

@@ -19,7 +19,7 @@ mod registry;
 // The cases' entry points, usable as `crate::harness::X`.
 #[allow(unused_imports)]
 pub use self::{
-    bin::{BinProcess, DM_MASTER, DM_SYNCER, DM_WORKER, DMCTL},
+    bin::{BinProcess, DM_MASTER, DM_MIGRATE, DM_SYNCER, DM_WORKER, DMCTL},
     etcd::{Etcd, shared_etcd},
     eventually::{eventually, eventually_msg},
     mariadb::{MariaDb, Role, TestDb, fresh_db, shared_downstream, shared_upstream},

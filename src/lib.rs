@@ -8,6 +8,7 @@
 //! - [`api`]: the HTTP servers of dm-master and dm-worker.
 //! - [`metrics`]: Prometheus registries.
 //! - [`telemetry`]: logging set-up.
+//! - [`standalone`]: what the binaries share (exit status, the standalone subtask runners).
 
 pub mod actors;
 pub mod api;
@@ -17,5 +18,6 @@ pub mod error;
 pub mod messages;
 pub mod metrics;
 pub mod sql;
+pub mod standalone;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use dm::api::{self, master::MasterState};
 use dm::config::MasterConfig;
 use dm::error::{DmError, codes};
 use dm::store::etcd::{self, member};
-use tracing::{error, info};
+use tracing::info;
 
 /// DM master: cluster control plane (etcd, election, scheduling, OpenAPI).
 #[derive(Debug, Parser)]
@@ -55,15 +55,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", e.report());
-            error!(code = e.code, error = %e.chain(), "dm-master exits");
-            ExitCode::from(e.exit_code() as u8)
-        }
-    }
+    dm::standalone::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), DmError> {

@@ -11,7 +11,7 @@ use dm::actors::worker::master_probe::MasterProbeActor;
 use dm::api::{self, worker::WorkerState};
 use dm::config::WorkerConfig;
 use dm::error::{DmError, codes};
-use tracing::{error, info};
+use tracing::info;
 
 /// DM worker: runs the migration units of the sources bound to it.
 #[derive(Debug, Parser)]
@@ -47,15 +47,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", e.report());
-            error!(code = e.code, error = %e.chain(), "dm-worker exits");
-            ExitCode::from(e.exit_code() as u8)
-        }
-    }
+    dm::standalone::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), DmError> {

@@ -30,17 +30,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{}", e.report());
-            ExitCode::from(e.exit_code() as u8)
-        }
-    }
+    dm::standalone::exit(run(Args::parse()).map(|out| println!("{out}")))
 }
 
 fn run(args: Args) -> Result<String, DmError> {

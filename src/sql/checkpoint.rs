@@ -104,6 +104,7 @@ impl CheckpointTables {
                 base_binlog_name VARCHAR(128) NOT NULL,
                 base_binlog_pos INT UNSIGNED NOT NULL,
                 applied BIGINT UNSIGNED NOT NULL,
+                last_batch BIGINT UNSIGNED NOT NULL DEFAULT 0,
                 update_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
                 PRIMARY KEY (id, worker)
             )",
@@ -299,10 +300,12 @@ impl CheckpointTables {
         tx.commit().await.map_err(|e| exec_err("commit", e))
     }
 
-    /// The statement a DML worker runs inside its batch transaction after `n` changes.
-    pub fn worker_progress_sql(&self, worker: usize, n: usize) -> String {
+    /// The statement a DML worker runs inside its batch transaction after `n` changes;
+    /// `batch_id` identifies the batch, so a worker that lost its connection during COMMIT can
+    /// read back whether this batch committed.
+    pub fn worker_progress_sql(&self, worker: usize, n: usize, batch_id: u64) -> String {
         format!(
-            "UPDATE {} SET applied = applied + {n} WHERE id = {} AND worker = {worker}",
+            "UPDATE {} SET applied = applied + {n}, last_batch = {batch_id} WHERE id = {} AND worker = {worker}",
             self.workers,
             super::quote_string(&self.source_id)
         )

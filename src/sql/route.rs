@@ -96,6 +96,17 @@ impl Router {
         Ok(Self { rules: out })
     }
 
+    /// The router of a subtask's `route-rules` (named by position for error messages).
+    pub fn for_subtask(cfg: &crate::config::SubTaskConfig) -> Result<Self, DmError> {
+        let named: Vec<(String, RouteRule)> = cfg
+            .route_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("route-rules[{i}]"), r.clone()))
+            .collect();
+        Self::new(&named, cfg.case_sensitive)
+    }
+
     /// Routes `schema`.`table` (`table` is `None` for schema-level statements) of source
     /// `source_id`. Unmatched names stay as they are.
     pub fn route(

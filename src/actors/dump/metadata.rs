@@ -1,16 +1,17 @@
-//! The dump directory's `metadata` file, in dumpling's format (mydumper's is read too):
+//! The dump directory's `metadata` file, in dumpling's format (mydumper's is read too); the
+//! indented lines start with a tab:
 //!
 //! ```text
 //! Started dump at: 2026-11-21 20:00:00
 //! SHOW MASTER STATUS:
-//! 	Log: mysql-bin.000003
-//! 	Pos: 1234
-//! 	GTID:0-1-42
+//!     Log: mysql-bin.000003
+//!     Pos: 1234
+//!     GTID:0-1-42
 //!
 //! SHOW MASTER STATUS: /* AFTER CONNECTION POOL ESTABLISHED */
-//! 	Log: mysql-bin.000003
-//! 	Pos: 1300
-//! 	GTID:0-1-43
+//!     Log: mysql-bin.000003
+//!     Pos: 1300
+//!     GTID:0-1-43
 //!
 //! Finished dump at: 2026-11-21 20:00:09
 //! ```

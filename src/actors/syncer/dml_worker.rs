@@ -68,8 +68,6 @@ pub struct DmlWorkerActor {
     conn: Option<Conn>,
     /// Changes still to drop: they were committed before the last crash.
     skip: u64,
-    /// This worker's progress counter as committed downstream.
-    committed: u64,
 }
 
 impl DmlWorkerActor {
@@ -92,7 +90,6 @@ impl DmlWorkerActor {
             failed: None,
             conn: None,
             skip: committed,
-            committed,
         }
     }
 
@@ -142,16 +139,15 @@ impl DmlWorkerActor {
         self.admit_waiting();
         self.executing = true;
         let settings = self.settings.clone();
-        let (index, before) = (self.index, self.committed);
+        let index = self.index;
         let conn = self.conn.take();
-        async move { execute(conn, &settings, index, before, &changes).await }
+        async move { execute(conn, &settings, index, &changes).await }
             .into_actor(self)
             .map(move |(conn, res), act, ctx| {
                 act.executing = false;
                 act.conn = conn;
                 match res {
                     Ok(()) => {
-                        act.committed += n as u64;
                         act.pump(ctx);
                     }
                     Err(e) => act.fail(e),
@@ -250,15 +246,22 @@ async fn connect(settings: &WorkerSettings) -> Result<Conn, mysql_async::Error> 
     Ok(conn)
 }
 
-/// Reads this worker's committed counter (after a reconnect).
-async fn committed_count(
+/// After a lost connection: stops the old session (so a COMMIT still in flight either lands
+/// or rolls back now) and reads the id of the last batch this worker committed; the locking
+/// read waits for any transaction still holding the row.
+async fn last_committed_batch(
     conn: &mut Conn,
     settings: &WorkerSettings,
     index: usize,
+    old_session: Option<u32>,
 ) -> Result<Option<u64>, mysql_async::Error> {
+    if let Some(id) = old_session {
+        // Unknown thread (1094): the server already ended it.
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
     conn.exec_first(
         format!(
-            "SELECT applied FROM {} WHERE id = ? AND worker = ?",
+            "SELECT last_batch FROM {} WHERE id = ? AND worker = ? LOCK IN SHARE MODE",
             settings.checkpoint.workers
         ),
         (&settings.checkpoint.source_id, index as u32),
@@ -271,9 +274,11 @@ async fn execute(
     mut conn: Option<Conn>,
     settings: &WorkerSettings,
     index: usize,
-    committed_before: u64,
     changes: &[RowChange],
 ) -> (Option<Conn>, Result<(), DmError>) {
+    // Written with the batch, so that after a lost connection the worker can tell whether
+    // this very batch committed (counters are reset by checkpoints, so they cannot tell).
+    let batch_id = rand::random::<u64>() >> 1 | 1;
     let mut stmts = Vec::with_capacity(changes.len() + 3);
     stmts.push("BEGIN".to_string());
     if settings.compact {
@@ -288,13 +293,14 @@ async fn execute(
     stmts.push(
         settings
             .checkpoint
-            .worker_progress_sql(index, changes.len()),
+            .worker_progress_sql(index, changes.len(), batch_id),
     );
     stmts.push("COMMIT".to_string());
     let text = stmts.join(";\n");
     let started = Instant::now();
     let mut pause = Duration::from_millis(200);
     let mut verify = false;
+    let mut session = None;
     loop {
         let c = match conn.as_mut() {
             Some(c) => c,
@@ -320,15 +326,13 @@ async fn execute(
         };
         if verify {
             // The last attempt died with the connection: did its COMMIT land?
-            match committed_count(c, settings, index).await {
-                Ok(Some(n)) if n == committed_before + changes.len() as u64 => {
-                    return (conn, Ok(()));
-                }
-                Ok(Some(n)) if n == committed_before => verify = false,
-                Ok(other) => {
+            match last_committed_batch(c, settings, index, session).await {
+                Ok(Some(id)) if id == batch_id => return (conn, Ok(())),
+                Ok(Some(_)) => verify = false,
+                Ok(None) => {
                     let msg = format!(
-                        "worker {index} progress is {other:?}, expected {committed_before} or {}",
-                        committed_before + changes.len() as u64
+                        "worker {index} has no progress row in {}",
+                        settings.checkpoint.workers
                     );
                     return (conn, Err(DmError::new(&codes::DB_UNEXPECTED, msg)));
                 }
@@ -339,6 +343,7 @@ async fn execute(
                 }
             }
         }
+        session = Some(c.id());
         match c.query_drop(&text).await {
             Ok(()) => return (conn, Ok(())),
             Err(e) => match classify(&e) {

@@ -36,7 +36,7 @@ use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::DmError;
 use crate::messages::syncer::{EventBatch, StreamFailed};
 
-pub use process::Run;
+pub use process::{Run, downstream_session};
 
 /// What query-status shows of a running sync unit.
 #[derive(Debug, Clone, Default, Serialize)]

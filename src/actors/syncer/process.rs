@@ -383,14 +383,7 @@ impl Run {
         info!(task = %cfg.name, source = %cfg.source_id, start = ?start, workers = worker_count, buckets = bucket_count, "sync unit started");
 
         let mut run = Self {
-            router: Router::new(
-                &cfg.route_rules
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (format!("route-rules[{i}]"), r.clone()))
-                    .collect::<Vec<_>>(),
-                cfg.case_sensitive,
-            )?,
+            router: Router::for_subtask(&cfg)?,
             ba: BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?,
             events: EventFilter::new(&cfg.filter_rules, cfg.case_sensitive)?,
             cfg,

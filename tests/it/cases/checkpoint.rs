@@ -47,12 +47,18 @@ async fn checkpoint_round_trips_and_worker_progress_resets() {
     assert_eq!(saved.exit_safe, None);
 
     // A worker's batch bumps its counter inside its own transaction; a rollback does not.
-    conn.query_drop(format!("BEGIN; {}; COMMIT", cp.worker_progress_sql(0, 5)))
-        .await
-        .unwrap();
-    conn.query_drop(format!("BEGIN; {}; ROLLBACK", cp.worker_progress_sql(2, 9)))
-        .await
-        .unwrap();
+    conn.query_drop(format!(
+        "BEGIN; {}; COMMIT",
+        cp.worker_progress_sql(0, 5, 77)
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "BEGIN; {}; ROLLBACK",
+        cp.worker_progress_sql(2, 9, 78)
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         cp.load(&mut conn, 3).await.unwrap().unwrap().applied,
         Some(vec![5, 0, 0])

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod decode;
 pub mod dump;
 pub mod load;
+pub mod migrate;
 pub mod servers;
 pub mod stream;
 pub mod syncer;

@@ -11,7 +11,7 @@ pub const DM_MASTER: &str = env!("CARGO_BIN_EXE_dm-master");
 /// `target/*/dm-worker`.
 pub const DM_WORKER: &str = env!("CARGO_BIN_EXE_dm-worker");
 /// `target/*/dm-migrate`.
-pub const DM_MIGRATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/debug/dm-migrate");
+pub const DM_MIGRATE: &str = env!("CARGO_BIN_EXE_dm-migrate");
 /// `target/*/dm-syncer`.
 pub const DM_SYNCER: &str = env!("CARGO_BIN_EXE_dm-syncer");
 /// `target/*/dmctl`.

@@ -1,0 +1,219 @@
+//! The schema phase: CREATE DATABASE and CREATE TABLE from the dump's schema files, routed,
+//! before any row is loaded; and the per-table plan of where rows go.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS` is added by [`ddl::split`]), so the phase
+//! simply runs again on resume. Shard tables routed to one target all run their CREATE TABLE:
+//! the first creates the table, the others are no-ops. A route with extract-* columns adds them
+//! with `ALTER TABLE ... ADD COLUMN IF NOT EXISTS <col> VARCHAR(64)` after the CREATE, which
+//! also leaves a pre-created target (that has the columns) as it is.
+//!
+//! Only the CREATE statement of a schema file runs; its SET lines (dumpling's
+//! `SET NAMES binary`) are skipped, because SHOW CREATE TABLE text is UTF-8 and must be read
+//! as such (default values in other charsets stay correct).
+
+use std::sync::Arc;
+
+use sqlparser::ast::ColumnOption;
+use tracing::{info, warn};
+
+use super::files::{DataFile, DumpDir, main_statement};
+use super::insert::{InsertPlan, OnDuplicate};
+use super::worker::Downstream;
+use crate::error::{DmError, codes};
+use crate::sql::ddl::{self, DdlKind};
+use crate::sql::filter::BaFilter;
+use crate::sql::quote_ident;
+use crate::sql::route::Router;
+
+/// One upstream table to load, and where its rows go.
+#[derive(Debug, Clone)]
+pub struct TableLoad {
+    /// Upstream schema and table (the checkpoint's `cp_schema`, `cp_table`).
+    pub schema: String,
+    pub table: String,
+    /// Target schema and table.
+    pub target: (String, String),
+    pub plan: Arc<InsertPlan>,
+    pub data: Vec<DataFile>,
+}
+
+/// What the phase needs from the subtask.
+pub struct SchemaContext<'a> {
+    pub source_id: &'a str,
+    pub router: &'a Router,
+    pub ba: &'a BaFilter,
+    pub mode: OnDuplicate,
+}
+
+fn parse_err(path: &std::path::Path, e: DmError) -> DmError {
+    DmError::new(
+        &codes::LOAD_UNIT_PARSE_STATEMENT,
+        format!("`{}`: cannot parse its CREATE statement", path.display()),
+    )
+    .with_cause_text(e.chain())
+}
+
+fn not_create(path: &std::path::Path, what: &str) -> DmError {
+    DmError::new(
+        &codes::LOAD_UNIT_NOT_CREATE_TABLE,
+        format!("`{}` does not hold a {what} statement", path.display()),
+    )
+}
+
+/// Reads a small schema file off the async thread.
+async fn statement_of(path: &std::path::Path) -> Result<String, DmError> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || main_statement(&p))
+        .await
+        .map_err(|e| {
+            DmError::new(&codes::LOAD_UNIT_READ_SCHEMA_FILE, "reading a schema file").with_cause(e)
+        })?
+}
+
+/// Creates the allowed databases and tables on the target and returns the tables to load.
+pub async fn create_schemas(
+    down: &mut Downstream,
+    dump: &DumpDir,
+    ctx: &SchemaContext<'_>,
+) -> Result<Vec<TableLoad>, DmError> {
+    for db in &dump.databases {
+        if !ctx.ba.allows(&db.schema, None) {
+            continue;
+        }
+        let sql = statement_of(&db.path).await?;
+        let pieces = ddl::split(&sql, &db.schema).map_err(|e| parse_err(&db.path, e))?;
+        let [piece] = pieces.as_slice() else {
+            return Err(not_create(&db.path, "CREATE DATABASE"));
+        };
+        if piece.kind != DdlKind::CreateDatabase {
+            return Err(not_create(&db.path, "CREATE DATABASE"));
+        }
+        let target = ctx.router.route(ctx.source_id, &piece.schema, None)?.schema;
+        let routed = ddl::rename_tables(piece, |_, _| (target.clone(), String::new()))?;
+        down.exec(&routed.sql, &format!("creating database `{target}`"))
+            .await?;
+    }
+
+    let mut out = Vec::new();
+    for t in &dump.tables {
+        if !ctx.ba.allows(&t.schema, Some(&t.table)) {
+            continue;
+        }
+        let mut schema = t.schema.clone();
+        let mut table = t.table.clone();
+        let mut create = None;
+        if let Some(path) = &t.schema_file {
+            let sql = match &t.create {
+                Some(s) => s.clone(),
+                None => statement_of(path).await?,
+            };
+            let pieces = ddl::split(&sql, &t.schema).map_err(|e| parse_err(path, e))?;
+            let [piece] = pieces.as_slice() else {
+                return Err(not_create(path, "CREATE TABLE"));
+            };
+            let Some((s, tb)) = piece
+                .table_ref()
+                .filter(|_| piece.kind == DdlKind::CreateTable)
+            else {
+                return Err(not_create(path, "CREATE TABLE"));
+            };
+            // The statement's names are the authority (a file name may be ambiguous).
+            schema = s.to_string();
+            table = tb.to_string();
+            create = Some((piece.clone(), sql));
+        }
+        let routed = ctx.router.route(ctx.source_id, &schema, Some(&table))?;
+        let target = (
+            routed.schema.clone(),
+            routed.table.clone().unwrap_or_else(|| table.clone()),
+        );
+        let what = format!("creating table `{}`.`{}`", target.0, target.1);
+        let mut columns = None;
+        if let Some((piece, sql)) = &create {
+            let piece = ddl::rename_tables(piece, |_, _| target.clone())?;
+            down.exec(
+                &format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&target.0)),
+                &what,
+            )
+            .await?;
+            // In the target schema: FOREIGN KEY references are copied unqualified.
+            down.exec(
+                &format!("USE {};\n{}", quote_ident(&target.0), piece.sql),
+                &what,
+            )
+            .await?;
+            if !routed.extra_columns.is_empty() {
+                columns = insertable_columns(sql);
+            }
+        } else {
+            warn!(schema = %schema, table = %table, "no schema file for the table; its target table must exist");
+        }
+        for (col, _) in &routed.extra_columns {
+            down.exec(
+                &format!(
+                    "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} VARCHAR(64)",
+                    quote_ident(&target.0),
+                    quote_ident(&target.1),
+                    quote_ident(col)
+                ),
+                &format!(
+                    "adding extract column `{col}` to `{}`.`{}`",
+                    target.0, target.1
+                ),
+            )
+            .await?;
+        }
+        let plan = InsertPlan::new(
+            ctx.mode,
+            &target.0,
+            &target.1,
+            &routed.extra_columns,
+            columns.as_deref(),
+        );
+        out.push(TableLoad {
+            schema,
+            table,
+            target,
+            plan: Arc::new(plan),
+            data: t.data.clone(),
+        });
+    }
+    info!(
+        databases = dump.databases.len(),
+        tables = out.len(),
+        "schemas created"
+    );
+    Ok(out)
+}
+
+/// The non-generated columns of a CREATE TABLE, in order (for INSERTs without a column list
+/// that get extract columns appended); `None` when the statement does not parse.
+fn insertable_columns(create: &str) -> Option<Vec<String>> {
+    let (_, _, parsed) = ddl::parse_create_table(create).ok()?;
+    Some(
+        parsed
+            .columns
+            .iter()
+            .filter(|c| {
+                !c.options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::Generated { .. }))
+            })
+            .map(|c| c.name.value.clone())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_skip_generated_ones() {
+        let cols = insertable_columns(
+            "CREATE TABLE `t` (`a` INT, `b c` VARCHAR(3), `g` INT AS (a + 1) VIRTUAL, PRIMARY KEY (`a`))",
+        )
+        .unwrap();
+        assert_eq!(cols, vec!["a".to_string(), "b c".to_string()]);
+    }
+}

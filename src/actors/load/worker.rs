@@ -1,0 +1,663 @@
+//! Target connections of the load unit: [`Downstream`] (one connection that reconnects, for
+//! the schema phase and the checkpoint) and [`load_files`] (the parallel data phase).
+//!
+//! A data file is one transaction: `BEGIN`, its statements in requests of about
+//! [`REQUEST_BYTES`], then its checkpoint row and `COMMIT` in the last query. A reader thread
+//! (`spawn_blocking`) splits and rewrites the file while the connection executes, at most two
+//! requests ahead, so memory stays bounded whatever the file's size.
+//!
+//! Failures: connection errors ([`is_connection_error`]) reconnect with backoff for up to
+//! [`RETRY_WINDOW`] and load the file again: the dead connection's transaction is rolled back
+//! by the server, unless the connection died while the final `...; COMMIT` was in flight. Then
+//! the old connection is killed and a locking read of the file's checkpoint row tells whether
+//! the commit landed. Deadlocks and lock wait timeouts retry the file the same way. Other
+//! server errors stop the unit with `LOAD_EXECUTE_FAILED` (or `LOAD_DUPLICATE_ENTRY` for 1062
+//! under `on-duplicate-logical: error`); workers finish the file in hand and take no new one.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use tracing::{info, warn};
+
+use super::LoadStatus;
+use super::checkpoint::LoaderCheckpoint;
+use super::files::DataFile;
+use super::insert::{InsertPlan, OnDuplicate, REQUEST_BYTES, Request, RequestWriter};
+use super::split::{Splitter, StatementKind, classify};
+use crate::actors::Backoff;
+use crate::actors::syncer::dml_worker::{RETRY_WINDOW, is_connection_error};
+use crate::error::{DmError, codes};
+
+const ER_DUP_ENTRY: u16 = 1062;
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+fn backoff() -> Backoff {
+    Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+        2.0,
+        0.2,
+        Duration::from_secs(60),
+    )
+}
+
+/// Opens a connection and runs the session statements.
+async fn connect(opts: &Opts, session: &[String]) -> Result<Conn, mysql_async::Error> {
+    let mut conn = Conn::new(opts.clone()).await?;
+    for s in session {
+        conn.query_drop(s).await?;
+    }
+    Ok(conn)
+}
+
+/// Paces retries after connection failures, within [`RETRY_WINDOW`] of the first.
+struct Retry {
+    since: Option<Instant>,
+    backoff: Backoff,
+}
+
+impl Retry {
+    fn new() -> Self {
+        Self {
+            since: None,
+            backoff: backoff(),
+        }
+    }
+
+    /// Waits before the next attempt after a connection failure (or a deadlock), or gives up
+    /// when the window is over.
+    async fn wait(&mut self, e: &mysql_async::Error, what: &str) -> Result<(), DmError> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > RETRY_WINDOW {
+            return Err(DmError::new(
+                &codes::LOAD_EXECUTE_FAILED,
+                format!("{what}: still failing after {RETRY_WINDOW:?} of retries"),
+            )
+            .with_cause_text(e.to_string()));
+        }
+        let delay = self.backoff.next_delay();
+        warn!(error = %e, delay_ms = delay.as_millis() as u64, "{what}: target connection failed; retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    fn succeeded(&mut self) {
+        self.since = None;
+        self.backoff = backoff();
+    }
+}
+
+/// One target connection that reconnects on connection errors; for idempotent work.
+pub struct Downstream {
+    opts: Opts,
+    session: Vec<String>,
+    conn: Option<Conn>,
+}
+
+impl Downstream {
+    /// Not connected until first used.
+    pub fn new(opts: Opts, session: Vec<String>) -> Self {
+        Self {
+            opts,
+            session,
+            conn: None,
+        }
+    }
+
+    /// Runs `f` on the connection; connection errors reconnect and run it again, other errors
+    /// become `LOAD_EXECUTE_FAILED` naming `what`.
+    pub async fn call<T>(
+        &mut self,
+        what: &str,
+        mut f: impl AsyncFnMut(&mut Conn) -> Result<T, mysql_async::Error>,
+    ) -> Result<T, DmError> {
+        let mut retry = Retry::new();
+        loop {
+            let res = match self.conn.as_mut() {
+                Some(c) => f(c).await,
+                None => match connect(&self.opts, &self.session).await {
+                    Ok(c) => f(self.conn.insert(c)).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match res {
+                Ok(v) => return Ok(v),
+                Err(e) if is_connection_error(&e) => {
+                    if let Some(c) = self.conn.take() {
+                        let _ = c.disconnect().await;
+                    }
+                    retry.wait(&e, what).await?;
+                }
+                Err(e) => {
+                    return Err(DmError::new(
+                        &codes::LOAD_EXECUTE_FAILED,
+                        format!("{what} failed on the target"),
+                    )
+                    .with_cause(e));
+                }
+            }
+        }
+    }
+
+    /// Runs one idempotent statement.
+    pub async fn exec(&mut self, sql: &str, what: &str) -> Result<(), DmError> {
+        self.call(what, async |c: &mut Conn| c.query_drop(sql).await)
+            .await
+    }
+
+    /// Closes the connection.
+    pub async fn close(mut self) {
+        if let Some(c) = self.conn.take() {
+            let _ = c.disconnect().await;
+        }
+    }
+}
+
+/// One data file to load.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub file: DataFile,
+    /// Upstream schema and table, for the checkpoint row.
+    pub schema: String,
+    pub table: String,
+    /// Target `schema`.`table`, for messages.
+    pub target: String,
+    pub plan: Arc<InsertPlan>,
+}
+
+/// The fixed settings of one load's data phase. (No `Debug`: the options hold the password.)
+pub struct Settings {
+    pub task: String,
+    pub source: String,
+    /// Target connection options.
+    pub opts: Opts,
+    /// Statements every connection runs first (and again after a file with SETs).
+    pub session: Vec<String>,
+    pub checkpoint: LoaderCheckpoint,
+    pub mode: OnDuplicate,
+    pub status: Arc<Mutex<LoadStatus>>,
+}
+
+/// What every worker of one load shares: the settings, the queue of files and the counts.
+pub struct Shared {
+    pub settings: Settings,
+    started: Instant,
+    queue: Mutex<VecDeque<Job>>,
+    stop: AtomicBool,
+    loaded: Mutex<(u64, u64, usize)>,
+}
+
+impl Shared {
+    /// Shared state for loading `jobs` in order.
+    pub fn new(settings: Settings, jobs: Vec<Job>) -> Self {
+        Self {
+            settings,
+            started: Instant::now(),
+            queue: Mutex::new(jobs.into()),
+            stop: AtomicBool::new(false),
+            loaded: Mutex::new((0, 0, 0)),
+        }
+    }
+
+    /// `(bytes, rows, files)` loaded so far by this run.
+    pub fn loaded(&self) -> (u64, u64, usize) {
+        *self.loaded.lock().expect("not poisoned")
+    }
+
+    fn next_job(&self) -> Option<Job> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.queue.lock().expect("not poisoned").pop_front()
+    }
+
+    fn file_done(&self, job: &Job, rows: u64) {
+        let (bytes, _, _) = {
+            let mut l = self.loaded.lock().expect("not poisoned");
+            l.0 += job.file.size;
+            l.1 += rows;
+            l.2 += 1;
+            *l
+        };
+        let secs = self.started.elapsed().as_secs_f64();
+        let mut st = self.settings.status.lock().expect("not poisoned");
+        st.finished_bytes += job.file.size;
+        st.progress = super::progress_text(st.finished_bytes, st.total_bytes);
+        st.bps = if secs > 0.0 {
+            (bytes as f64 / secs) as u64
+        } else {
+            0
+        };
+    }
+}
+
+/// Runs `workers` connections over the shared queue until it is empty or a file fails; the
+/// first error is returned after every worker has stopped.
+pub async fn load_files(shared: &Shared, workers: usize) -> Result<(), DmError> {
+    let results = futures_util::future::join_all((0..workers).map(|i| worker(shared, i))).await;
+    results.into_iter().collect()
+}
+
+async fn worker(shared: &Shared, index: usize) -> Result<(), DmError> {
+    let mut conn: Option<Conn> = None;
+    let mut result = Ok(());
+    while let Some(job) = shared.next_job() {
+        match load_with_retry(shared, &mut conn, &job).await {
+            Ok(rows) => {
+                info!(task = %shared.settings.task, source = %shared.settings.source, worker = index, file = %job.file.name, rows, bytes = job.file.size, "chunk loaded");
+                shared.file_done(&job, rows);
+            }
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                warn!(task = %shared.settings.task, source = %shared.settings.source, worker = index, file = %job.file.name, error = %e.chain(), "loading a chunk failed");
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.disconnect().await;
+    }
+    result
+}
+
+/// How one attempt at a file failed.
+enum Failure {
+    Connection(mysql_async::Error),
+    Retry(mysql_async::Error),
+    Fatal(DmError),
+}
+
+/// Progress of one attempt.
+#[derive(Default)]
+struct Attempt {
+    rows: u64,
+    commit_sent: bool,
+    session_changed: bool,
+}
+
+fn classify_error(e: mysql_async::Error, job: &Job, mode: OnDuplicate) -> Failure {
+    if is_connection_error(&e) {
+        return Failure::Connection(e);
+    }
+    match &e {
+        mysql_async::Error::Server(s)
+            if matches!(s.code, ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT) =>
+        {
+            Failure::Retry(e)
+        }
+        mysql_async::Error::Server(s) if s.code == ER_DUP_ENTRY && mode == OnDuplicate::Error => {
+            Failure::Fatal(
+                DmError::new(
+                    &codes::LOAD_DUPLICATE_ENTRY,
+                    format!(
+                        "duplicate entry loading `{}` into {}",
+                        job.file.name, job.target
+                    ),
+                )
+                .with_cause(e),
+            )
+        }
+        _ => Failure::Fatal(
+            DmError::new(
+                &codes::LOAD_EXECUTE_FAILED,
+                format!("loading `{}` into {} failed", job.file.name, job.target),
+            )
+            .with_cause(e),
+        ),
+    }
+}
+
+/// Loads one file, retrying connection failures; returns its row count.
+async fn load_with_retry(
+    shared: &Shared,
+    conn: &mut Option<Conn>,
+    job: &Job,
+) -> Result<u64, DmError> {
+    let mut retry = Retry::new();
+    // Set when a connection died with the file's COMMIT in flight: (old connection id, rows).
+    let mut verify: Option<(u32, u64)> = None;
+    let what = format!("loading `{}`", job.file.name);
+    loop {
+        let c = match conn {
+            Some(c) => c,
+            None => match connect(&shared.settings.opts, &shared.settings.session).await {
+                Ok(c) => conn.insert(c),
+                Err(e) if is_connection_error(&e) => {
+                    retry.wait(&e, &what).await?;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(DmError::new(
+                        &codes::LOAD_EXECUTE_FAILED,
+                        format!("{what}: cannot open a target session"),
+                    )
+                    .with_cause(e));
+                }
+            },
+        };
+        if let Some((old, rows)) = verify {
+            // Make sure the old session is gone, then read the row it may have committed.
+            let _ = c.query_drop(format!("KILL CONNECTION {old}")).await;
+            match shared
+                .settings
+                .checkpoint
+                .committed(c, &job.file.name, job.file.size)
+                .await
+            {
+                Ok(true) => return Ok(rows),
+                Ok(false) => verify = None,
+                Err(e) => {
+                    if let Some(c) = conn.take() {
+                        let _ = c.disconnect().await;
+                    }
+                    if is_connection_error(&e) {
+                        retry.wait(&e, &what).await?;
+                        continue;
+                    }
+                    return Err(DmError::new(
+                        &codes::LOAD_EXECUTE_FAILED,
+                        format!("{what}: cannot read its checkpoint row"),
+                    )
+                    .with_cause(e));
+                }
+            }
+        }
+        let mut att = Attempt::default();
+        let res = load_once(c, job, shared, &mut att).await;
+        let id = c.id();
+        match res {
+            Ok(()) => {
+                if att.session_changed {
+                    // The dump's SETs (SET NAMES binary, ...) must not leak into the next file.
+                    for s in &shared.settings.session {
+                        if c.query_drop(s).await.is_err() {
+                            if let Some(c) = conn.take() {
+                                let _ = c.disconnect().await;
+                            }
+                            break;
+                        }
+                    }
+                }
+                retry.succeeded();
+                return Ok(att.rows);
+            }
+            Err(failure) => {
+                // A fresh session for the next attempt: the server rolls the transaction back.
+                if let Some(c) = conn.take() {
+                    let _ = c.disconnect().await;
+                }
+                match failure {
+                    Failure::Fatal(e) => return Err(e),
+                    Failure::Connection(e) => {
+                        if att.commit_sent {
+                            verify = Some((id, att.rows));
+                        }
+                        retry.wait(&e, &what).await?;
+                    }
+                    Failure::Retry(e) => {
+                        retry.wait(&e, &what).await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One attempt: the file's statements and its checkpoint row in one transaction.
+async fn load_once(
+    conn: &mut Conn,
+    job: &Job,
+    shared: &Shared,
+    att: &mut Attempt,
+) -> Result<(), Failure> {
+    let fail = |e| classify_error(e, job, shared.settings.mode);
+    conn.query_drop("BEGIN").await.map_err(fail)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Request>(2);
+    let path = job.file.path.clone();
+    let plan = job.plan.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut sink = |r: Request| tx.blocking_send(r).is_ok();
+        read_data_file(&path, &plan, REQUEST_BYTES, &mut sink)
+    });
+    while let Some(req) = rx.recv().await {
+        att.session_changed |= req.sets_session;
+        conn.query_drop(&req.sql).await.map_err(fail)?;
+        att.rows += req.rows;
+    }
+    reader
+        .await
+        .map_err(|e| {
+            Failure::Fatal(
+                DmError::new(&codes::LOAD_UNIT_READ_SCHEMA_FILE, "the file reader failed")
+                    .with_cause(e),
+            )
+        })?
+        .map_err(Failure::Fatal)?;
+    att.commit_sent = true;
+    let finish = shared.settings.checkpoint.finish_sql(
+        &job.file.name,
+        &job.schema,
+        &job.table,
+        job.file.size,
+    );
+    conn.query_drop(format!("{finish};\nCOMMIT"))
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Reads a data file statement by statement and hands rewritten requests to `sink`; returns
+/// the row count. Stops early (without error) when `sink` returns `false`.
+pub fn read_data_file(
+    path: &Path,
+    plan: &InsertPlan,
+    limit: usize,
+    sink: &mut dyn FnMut(Request) -> bool,
+) -> Result<u64, DmError> {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let read_err = |e: std::io::Error| {
+        DmError::new(
+            &codes::LOAD_UNIT_READ_SCHEMA_FILE,
+            format!("reading `{}`", path.display()),
+        )
+        .with_cause(e)
+    };
+    let parse_err = |offset: u64, msg: String| {
+        DmError::new(
+            &codes::LOAD_UNIT_PARSE_STATEMENT,
+            format!("`{name}`, statement at byte {offset}: {msg}"),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut reader = std::io::BufReader::with_capacity(256 << 10, file);
+    let mut splitter = Splitter::new();
+    let mut writer = RequestWriter::new(limit, sink);
+    let mut line = Vec::new();
+    let mut stmts = Vec::new();
+    let mut rows = 0u64;
+    let mut done = false;
+    while !done && writer.is_open() {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+            done = true;
+            stmts.extend(
+                std::mem::take(&mut splitter)
+                    .finish()
+                    .map_err(|m| parse_err(0, m))?,
+            );
+        } else {
+            splitter.feed_line(&line, &mut stmts);
+        }
+        for st in stmts.drain(..) {
+            match classify(&st.text) {
+                StatementKind::Insert => {
+                    rows += plan
+                        .render(&st.text, &mut writer)
+                        .map_err(|m| parse_err(st.offset, m))?;
+                }
+                StatementKind::Set => writer.session(&st.text),
+                StatementKind::Skip => {}
+                StatementKind::Other => {
+                    let head: String =
+                        String::from_utf8_lossy(&st.text[..st.text.len().min(60)]).into_owned();
+                    return Err(parse_err(
+                        st.offset,
+                        format!("`{head}` is not an INSERT or SET statement"),
+                    ));
+                }
+            }
+        }
+    }
+    writer.flush();
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_data_file_into_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.t.000000001.sql");
+        let mut text = String::from("/*!40101 SET NAMES binary*/;\n");
+        for chunk in 0..3 {
+            text.push_str("INSERT INTO `t` (`a`,`b`) VALUES\n");
+            let rows: Vec<String> = (0..50)
+                .map(|i| format!("({},'semi;\nline {chunk}')", chunk * 50 + i))
+                .collect();
+            text.push_str(&rows.join(",\n"));
+            text.push_str(";\n");
+        }
+        std::fs::write(&path, &text).unwrap();
+        let plan = InsertPlan::new(OnDuplicate::Ignore, "x", "y", &[], None);
+        let mut reqs = Vec::new();
+        let mut sink = |r: Request| {
+            reqs.push(r);
+            true
+        };
+        let rows = read_data_file(&path, &plan, 500, &mut sink).unwrap();
+        assert_eq!(rows, 150);
+        assert_eq!(reqs.iter().map(|r| r.rows).sum::<u64>(), 150);
+        assert!(reqs.len() > 3);
+        assert!(reqs[0].sets_session);
+        assert!(reqs.iter().all(|r| r.sql.len() <= 500));
+        let all: String = reqs
+            .iter()
+            .map(|r| String::from_utf8(r.sql.clone()).unwrap())
+            .collect();
+        assert_eq!(all.matches("'semi;\nline ").count(), 150);
+        assert!(all.starts_with("/*!40101 SET NAMES binary*/"));
+        assert!(
+            reqs[1]
+                .sql
+                .starts_with(b"INSERT IGNORE INTO `x`.`y` (`a`,`b`) VALUES (0,")
+        );
+
+        // A sink that hangs up stops the reader without an error.
+        let mut calls = 0;
+        let mut hang_up = |_: Request| {
+            calls += 1;
+            false
+        };
+        read_data_file(&path, &plan, 500, &mut hang_up).unwrap();
+        assert_eq!(calls, 1);
+    }
+
+    fn server(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError {
+            code,
+            message: "m".into(),
+            state: "HY000".into(),
+        })
+    }
+
+    #[test]
+    fn classifies_errors_by_number() {
+        let job = Job {
+            file: DataFile {
+                path: "db.t.1.sql".into(),
+                name: "db.t.1.sql".into(),
+                size: 1,
+            },
+            schema: "db".into(),
+            table: "t".into(),
+            target: "`x`.`t`".into(),
+            plan: Arc::new(InsertPlan::new(OnDuplicate::Error, "x", "t", &[], None)),
+        };
+        let code = |f: Failure| match f {
+            Failure::Fatal(e) => {
+                assert!(e.message.contains("db.t.1.sql") && e.message.contains("`x`.`t`"));
+                e.code
+            }
+            Failure::Retry(_) => 1,
+            Failure::Connection(_) => 2,
+        };
+        assert_eq!(
+            code(classify_error(
+                server(ER_DUP_ENTRY),
+                &job,
+                OnDuplicate::Error
+            )),
+            codes::LOAD_DUPLICATE_ENTRY.code
+        );
+        assert_eq!(
+            code(classify_error(
+                server(ER_DUP_ENTRY),
+                &job,
+                OnDuplicate::Ignore
+            )),
+            codes::LOAD_EXECUTE_FAILED.code
+        );
+        assert_eq!(
+            code(classify_error(server(1146), &job, OnDuplicate::Replace)),
+            codes::LOAD_EXECUTE_FAILED.code
+        );
+        assert_eq!(
+            code(classify_error(
+                server(ER_LOCK_DEADLOCK),
+                &job,
+                OnDuplicate::Error
+            )),
+            1
+        );
+        assert_eq!(
+            code(classify_error(server(1927), &job, OnDuplicate::Error)),
+            2
+        );
+        let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_eq!(code(classify_error(io, &job, OnDuplicate::Error)), 2);
+    }
+
+    #[test]
+    fn bad_statements_name_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.t.1.sql");
+        std::fs::write(&path, "INSERT INTO t VALUES (1);\nDELETE FROM t;\n").unwrap();
+        let plan = InsertPlan::new(OnDuplicate::Replace, "x", "y", &[], None);
+        let mut sink = |_: Request| true;
+        let e = read_data_file(&path, &plan, 2000, &mut sink).unwrap_err();
+        assert_eq!(e.code, codes::LOAD_UNIT_PARSE_STATEMENT.code);
+        assert!(
+            e.message.contains("`db.t.1.sql`, statement at byte 26"),
+            "{}",
+            e.message
+        );
+        std::fs::write(&path, "INSERT INTO t VALUES (1,'x);\n").unwrap();
+        let e = read_data_file(&path, &plan, 2000, &mut sink).unwrap_err();
+        assert_eq!(e.code, codes::LOAD_UNIT_PARSE_STATEMENT.code);
+    }
+}

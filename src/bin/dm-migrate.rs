@@ -1,0 +1,51 @@
+//! dm-migrate: runs one source's subtask of a task on its own, without a cluster: the units
+//! task-mode picks (dump → load → sync for `all`), resuming from whatever state a previous
+//! run left (dump directory, loader checkpoint, syncer checkpoint). Modes without a sync unit
+//! exit when done; with one it runs until SIGINT/SIGTERM, then flushes a checkpoint and exits.
+
+use std::process::ExitCode;
+
+use actix::prelude::*;
+use clap::Parser;
+use dm::actors::worker::subtask::{QuerySubtaskStatus, StopSubtask, SubtaskActor};
+use dm::error::DmError;
+use dm::standalone::{StandaloneArgs, exit, supervise};
+use tokio::sync::oneshot;
+
+/// Run one source's share of a task (dump, load, sync as task-mode says), standalone.
+#[derive(Debug, Parser)]
+#[command(name = "dm-migrate", version = env!("CARGO_PKG_VERSION"))]
+struct Args {
+    #[command(flatten)]
+    common: StandaloneArgs,
+}
+
+fn main() -> ExitCode {
+    exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<(), DmError> {
+    let (sub, key) = args.common.prepare()?;
+    actix::System::new().block_on(async move {
+        let (tx, rx) = oneshot::channel();
+        let subtask = SubtaskActor::new(sub, key, tx).start();
+        let query = subtask.clone();
+        supervise(
+            rx,
+            args.common.status_interval,
+            move || {
+                let q = query.clone();
+                async move {
+                    q.send(QuerySubtaskStatus)
+                        .await
+                        .map(|s| serde_json::to_string(&s).unwrap_or_default())
+                        .unwrap_or_default()
+                }
+            },
+            || async move {
+                let _ = subtask.send(StopSubtask).await;
+            },
+        )
+        .await
+    })
+}

@@ -327,7 +327,7 @@ impl Run {
             }
         };
         if applied.is_none() && saved.is_some() {
-            warn!(task = %cfg.name, source = %cfg.source_id, "checkpoint has no worker progress for this worker-count; replaying in safe mode");
+            warn!(task = %cfg.name, source = %cfg.source_id, "checkpoint has no worker progress for this worker-count (changed since the last run): replay is not exact, safe mode covers safe-mode-duration as in DM");
         }
 
         // The pipeline (causality, workers, checkpoint) runs on an arbiter of its own so

@@ -44,7 +44,7 @@ fn run(args: Args) -> Result<(), DmError> {
             rx,
             args.common.status_interval,
             || {
-                let s = status.lock().expect("status lock").clone();
+                let s = status.lock().expect("status lock").snapshot();
                 async move { serde_json::to_string(&s).unwrap_or_default() }
             },
             || async move {

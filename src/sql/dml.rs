@@ -69,6 +69,8 @@ pub struct RowChange {
     pub after: Option<Vec<Value>>,
     /// Write the idempotent form.
     pub safe_mode: bool,
+    /// The binlog event's timestamp (seconds since the epoch), for the lag metric.
+    pub ts: u32,
 }
 
 impl RowChange {
@@ -367,6 +369,7 @@ mod tests {
             before,
             after,
             safe_mode: safe,
+            ts: 0,
         }
     }
 
@@ -651,6 +654,7 @@ mod compact_tests {
             before,
             after,
             safe_mode: false,
+            ts: 0,
         }
     }
 

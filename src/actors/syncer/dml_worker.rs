@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -68,6 +69,11 @@ pub struct DmlWorkerActor {
     conn: Option<Conn>,
     /// Changes still to drop: they were committed before the last crash.
     skip: u64,
+    /// Event time of the oldest change not yet committed (0: idle), read by the syncer for
+    /// the lag metric.
+    oldest: Arc<AtomicU64>,
+    /// Event time of the first change of the batch being executed.
+    executing_ts: u32,
 }
 
 impl DmlWorkerActor {
@@ -78,6 +84,7 @@ impl DmlWorkerActor {
         settings: Arc<WorkerSettings>,
         queue_limit: usize,
         committed: u64,
+        oldest: Arc<AtomicU64>,
     ) -> Self {
         Self {
             index,
@@ -90,6 +97,8 @@ impl DmlWorkerActor {
             failed: None,
             conn: None,
             skip: committed,
+            oldest,
+            executing_ts: 0,
         }
     }
 
@@ -124,7 +133,29 @@ impl DmlWorkerActor {
         self.failed = Some(e);
     }
 
+    /// Publishes the event time of the oldest change not yet committed: the executing batch's
+    /// first, else the queue's front, else the first waiting one (arrival order is binlog
+    /// order), 0 when idle.
+    fn publish_oldest(&self) {
+        let ts = if self.executing {
+            self.executing_ts
+        } else if let Some(c) = self.queue.front() {
+            c.ts
+        } else {
+            self.waiting
+                .front()
+                .and_then(|(c, _)| c.first())
+                .map_or(0, |c| c.ts)
+        };
+        self.oldest.store(u64::from(ts), Ordering::Relaxed);
+    }
+
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.pump_batch(ctx);
+        self.publish_oldest();
+    }
+
+    fn pump_batch(&mut self, ctx: &mut Context<Self>) {
         if self.executing || self.failed.is_some() {
             return;
         }
@@ -136,6 +167,7 @@ impl DmlWorkerActor {
         }
         let n = self.queue.len().min(self.settings.batch.max(1));
         let changes: Vec<RowChange> = self.queue.drain(..n).collect();
+        self.executing_ts = changes.first().map_or(0, |c| c.ts);
         self.admit_waiting();
         self.executing = true;
         let settings = self.settings.clone();

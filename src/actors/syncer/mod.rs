@@ -23,6 +23,7 @@ pub mod dml_worker;
 mod process;
 pub mod stream;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -36,7 +37,7 @@ use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::DmError;
 use crate::messages::syncer::{EventBatch, StreamFailed};
 
-pub use process::{Run, downstream_session};
+pub use process::{Run, downstream_session, lag_seconds};
 
 /// What query-status shows of a running sync unit.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -53,9 +54,27 @@ pub struct SyncStatus {
     /// The last position read.
     pub current_binlog: String,
     pub synced: bool,
-    /// Seconds between now and the event time of the oldest change not yet flushed.
+    /// Seconds between now and the event time of the oldest change not yet applied (DM's
+    /// definition; 0 when nothing is in flight).
     pub seconds_behind_master: u64,
     pub safe_mode: bool,
+    /// Where the lag is read from: each DML worker's and the DDL slot's oldest in-flight
+    /// event time.
+    #[serde(skip)]
+    pub lag_sources: Vec<Arc<AtomicU64>>,
+}
+
+impl SyncStatus {
+    /// A copy with the lag computed now (the lag moves while the syncer is blocked, e.g. on a
+    /// slow target, so it is read from the workers, not stored).
+    pub fn snapshot(&self) -> SyncStatus {
+        let mut s = self.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        s.seconds_behind_master = lag_seconds(&self.lag_sources, now);
+        s
+    }
 }
 
 /// How the unit ended.

@@ -4,6 +4,7 @@
 //! [`EventBatch`]: crate::messages::syncer::EventBatch
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -143,8 +144,11 @@ pub struct Run {
     last_flush: Instant,
     pending: Vec<Vec<RowChange>>,
     pending_rows: usize,
-    /// Event time of the oldest change read since the last flush.
-    oldest_unflushed_ts: Option<u32>,
+    /// Per DML worker, and for the batch of events this syncer is working on: event time of
+    /// the oldest change not yet applied (0: idle). A syncer blocked on a DDL, a flush or a
+    /// full worker queue thus shows a growing lag.
+    in_flight: Vec<Arc<AtomicU64>>,
+    busy_ts: Arc<AtomicU64>,
     in_txn: bool,
     started: Instant,
     exit_safe: Option<Location>,
@@ -256,12 +260,14 @@ impl Run {
         )
         .await?;
         check_upstream(&mut upstream).await?;
+        debug!(task = %cfg.name, "upstream checked");
         let flavor = match Flavor::from_config(&cfg.flavor) {
             Some(f) => f,
             None => detect_flavor(&mut upstream).await?,
         };
         let session = downstream_session(&cfg);
         let mut downstream = connect(to_opts.clone(), &session, "downstream").await?;
+        debug!(task = %cfg.name, "downstream connected");
 
         let worker_count = cfg.syncer.worker_count.max(1) as usize;
         let tables = Arc::new(CheckpointTables::new(
@@ -270,7 +276,9 @@ impl Run {
             &cfg.source_id,
         ));
         tables.ensure(&mut downstream).await?;
+        debug!(task = %cfg.name, "checkpoint tables ready");
         let saved = tables.load(&mut downstream, worker_count).await?;
+        debug!(task = %cfg.name, found = saved.is_some(), "checkpoint read");
 
         let mut tracker = SchemaTracker::new(cfg.case_sensitive);
         let (start, location, applied, exit_safe, needs_initial_save) = match &saved {
@@ -346,14 +354,17 @@ impl Run {
         let bucket_count = worker_count.div_ceil(WORKERS_PER_BUCKET).max(1);
         let queue_limit = (cfg.syncer.queue_size as usize / 2).max(cfg.syncer.batch as usize);
         let mut buckets = Vec::with_capacity(bucket_count);
+        let mut in_flight = Vec::with_capacity(worker_count);
         for b in 0..bucket_count {
             let mut workers = Vec::new();
             for index in (b..worker_count).step_by(bucket_count) {
                 let committed = applied.as_ref().map_or(0, |a| a[index]);
                 let s = settings.clone();
+                let oldest = Arc::new(AtomicU64::new(0));
+                in_flight.push(oldest.clone());
                 workers.push(DmlWorkerActor::start_in_arbiter(
                     &pipeline.handle(),
-                    move |_| DmlWorkerActor::new(index, s, queue_limit, committed),
+                    move |_| DmlWorkerActor::new(index, s, queue_limit, committed, oldest),
                 ));
             }
             buckets.push(CausalityActor::start_in_arbiter(
@@ -361,6 +372,7 @@ impl Run {
                 move |_| CausalityActor::new(b, workers),
             ));
         }
+        in_flight.push(Arc::new(AtomicU64::new(0)));
         let (task, cp_tables) = (cfg.name.clone(), tables.clone());
         let checkpoint = CheckpointActor::start_in_arbiter(&pipeline.handle(), move |_| {
             CheckpointActor::new(task, to_opts, cp_tables, worker_count)
@@ -408,7 +420,11 @@ impl Run {
             last_flush: Instant::now(),
             pending: vec![Vec::new(); bucket_count],
             pending_rows: 0,
-            oldest_unflushed_ts: None,
+            busy_ts: in_flight
+                .last()
+                .expect("the syncer's slot is pushed last")
+                .clone(),
+            in_flight,
             in_txn: false,
             started: Instant::now(),
             exit_safe,
@@ -421,6 +437,11 @@ impl Run {
         }
         run.refresh_status().await;
         Ok(run)
+    }
+
+    /// The DML workers' oldest in-flight event times, for the lag metric.
+    pub fn in_flight(&self) -> Vec<Arc<AtomicU64>> {
+        self.in_flight.clone()
     }
 
     /// The last saved checkpoint.
@@ -439,6 +460,12 @@ impl Run {
 
     /// Handles a batch of events in stream order.
     pub async fn process(&mut self, events: Vec<Event>) -> Result<(), DmError> {
+        let oldest = events
+            .iter()
+            .map(|e| e.header().timestamp())
+            .find(|&t| t > 0)
+            .unwrap_or(0);
+        self.busy_ts.store(u64::from(oldest), Ordering::Relaxed);
         for ev in events {
             self.total_events += 1;
             let header = ev.header();
@@ -470,7 +497,7 @@ impl Run {
                 BinlogEvent::Query { schema, sql } => match ddl::classify(&sql) {
                     StatementKind::Begin => self.in_txn = true,
                     StatementKind::Commit | StatementKind::Skip => self.end_txn(end).await?,
-                    StatementKind::Ddl => self.handle_ddl(&schema, &sql, end, ts).await?,
+                    StatementKind::Ddl => self.handle_ddl(&schema, &sql, end).await?,
                     StatementKind::Dml => {
                         return Err(DmError::new(
                             &codes::SYNCER_UNIT_DML_STATEMENT_FOUND,
@@ -491,6 +518,8 @@ impl Run {
             }
         }
         self.dispatch().await?;
+        // Everything read is with the workers now (their slots carry the lag from here).
+        self.busy_ts.store(0, Ordering::Relaxed);
         self.refresh_status().await;
         Ok(())
     }
@@ -690,11 +719,11 @@ impl Run {
                 before: row.before,
                 after: row.after,
                 safe_mode: safe,
+                ts,
             });
         }
         self.total_rows += n as u64;
         self.pending_rows += n;
-        self.oldest_unflushed_ts.get_or_insert(ts);
         if self.pending_rows >= DISPATCH_ROWS {
             self.dispatch().await?;
         }
@@ -753,7 +782,6 @@ impl Run {
         self.flushed = self.boundary.clone();
         self.needs_initial_save = false;
         self.last_flush = Instant::now();
-        self.oldest_unflushed_ts = None;
         if self
             .exit_safe
             .as_ref()
@@ -777,13 +805,7 @@ impl Run {
         Ok(())
     }
 
-    async fn handle_ddl(
-        &mut self,
-        schema: &str,
-        sql: &str,
-        end: u32,
-        _ts: u32,
-    ) -> Result<(), DmError> {
+    async fn handle_ddl(&mut self, schema: &str, sql: &str, end: u32) -> Result<(), DmError> {
         let pieces = ddl::split(sql, schema)?;
         self.barrier().await?;
         for piece in &pieces {
@@ -931,9 +953,10 @@ impl Run {
             .unwrap_or_default();
         s.current_binlog = self.boundary.position.to_string();
         s.safe_mode = self.safe_mode();
-        s.seconds_behind_master = self
-            .oldest_unflushed_ts
-            .map_or(0, |t| now.saturating_sub(u64::from(t)));
+        s.seconds_behind_master = lag_seconds(&self.in_flight, now);
+        if s.lag_sources.is_empty() {
+            s.lag_sources = self.in_flight.clone();
+        }
         if let Some((pos, gtid)) = master {
             s.master_binlog = pos.as_ref().map(ToString::to_string).unwrap_or_default();
             s.master_binlog_gtid = gtid.as_ref().map(ToString::to_string).unwrap_or_default();
@@ -944,6 +967,16 @@ impl Run {
             };
         }
     }
+}
+
+/// DM's lag: now − the event time of the oldest change still in flight; 0 when idle.
+pub fn lag_seconds(in_flight: &[Arc<AtomicU64>], now: u64) -> u64 {
+    in_flight
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .filter(|&t| t > 0)
+        .min()
+        .map_or(0, |t| now.saturating_sub(t))
 }
 
 fn truncate(sql: &str) -> String {

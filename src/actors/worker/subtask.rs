@@ -371,7 +371,7 @@ impl Handler<QuerySubtaskStatus> for SubtaskActor {
             sync_status: self
                 .sync_status
                 .as_ref()
-                .map(|s| s.lock().expect("status lock").clone()),
+                .map(|s| s.lock().expect("status lock").snapshot()),
             error: self.error.clone(),
         })
     }

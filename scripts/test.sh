@@ -8,3 +8,11 @@ scripts/setup.sh
 # The integration tests share one upstream, one downstream and one etcd per test binary, so
 # they run in one process (cargo test), not one process per test.
 cargo test --lib --bins --test it -- "$@"
+
+# ---- benchmark harness, quick mode (bench/, issue 6) ---------------------------------------
+# After the cargo tests: every benchmark scenario at tiny sizes, correctness only (CHECKSUM
+# TABLE and row counts against the upstream); prints its table and fails the run when any
+# check fails. See bench/README.md.
+echo
+echo "test: bench/run.sh --quick"
+bench/run.sh --quick

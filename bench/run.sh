@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The benchmark harness (issue 6): dm-rs side by side with mydumper/myloader, mariadb-dump,
+# MariaDB replication, the target's write limit and mariadb-binlog, in one command.
+#   bench/run.sh                     every scenario, default sizes (release binaries)
+#   bench/run.sh --quick             tiny sizes, correctness only (debug binaries; CI)
+#   bench/run.sh --scenario full,decode --tables 8 --table-size 100000 --threads 8
+# It installs the Debian packages it needs when they are missing (sysbench, mydumper,
+# mariadb-server, mariadb-client, time), builds the binaries and the decode_binlog example,
+# then runs bench/run.py with the same arguments (`bench/run.sh --help` lists them).
+# Results: a table on stdout and, except with --quick, bench/results/<UTC time>.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command → Debian package providing it
+declare -A NEED=(
+  [sysbench]=sysbench
+  [mydumper]=mydumper
+  [myloader]=mydumper
+  [mariadbd]=mariadb-server
+  [mariadb-install-db]=mariadb-server
+  [mariadb]=mariadb-client
+  [mariadb-dump]=mariadb-client
+  [mariadb-binlog]=mariadb-client
+  [python3]=python3
+)
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+
+missing=()
+for cmd in "${!NEED[@]}"; do
+  have "$cmd" || missing+=("${NEED[$cmd]}")
+done
+[ -x /usr/bin/time ] || missing+=(time)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "bench: installing Debian packages: $pkgs"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "bench: need root or sudo to install: $pkgs" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+  for cmd in "${!NEED[@]}"; do
+    have "$cmd" || { echo "bench: '$cmd' still missing after installing ${NEED[$cmd]}" >&2; exit 1; }
+  done
+fi
+
+quick=0
+release=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    --release) release=1 ;;
+    -h|--help) exec python3 bench/run.py --help ;;
+  esac
+done
+
+if [ "$quick" = 1 ] && [ "$release" = 0 ]; then
+  echo "bench: cargo build --bins --examples (debug)"
+  cargo build --bins --examples -q
+else
+  echo "bench: cargo build --release --bins --examples"
+  cargo build --release --bins --examples -q
+fi
+
+export BENCH_COMMAND="bench/run.sh${*:+ $*}"
+# The interpreter itself (not a pyenv-style shim that would run it as a child), so that a
+# signal sent to this script reaches the harness, which then stops what it started.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+exec "$PY" bench/run.py "$@"

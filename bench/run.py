@@ -473,6 +473,7 @@ class Bench:
         self.load_before = os.getloadavg()
         self.load_after: tuple[float, float, float] | None = None
         self.uptime_before = uptime()
+        self.commit_at_start = git_state()  # what the binaries were just built from
         self.uptime_after = ""
         self.started = time.time()
         profile = "debug" if args.quick and not args.release else "release"
@@ -1559,13 +1560,19 @@ from:
             "myloader": first_line([self.tools.get("myloader", "myloader"), "--version"]),
             "mariadb-binlog": first_line([self.tools.get("mariadb-binlog", "mariadb-binlog"), "--version"]),
             "rustc": first_line(["rustc", "--version"]),
-            "dm-rs commit": first_line(["git", "rev-parse", "HEAD"]),
+            "dm-rs commit": self.commit_at_start,
             "python": platform.python_version(),
         }
-        dirty = first_line(["git", "status", "--porcelain", "--untracked-files=no"])
-        if dirty and dirty != "?":
-            v["dm-rs commit"] += " (working tree has uncommitted changes)"
-        v["dm-rs binaries"] = str(self.bin)
+        end = git_state()
+        if end != self.commit_at_start:
+            v["dm-rs commit"] += f"; at the end of the run: {end}"
+        v["dm-rs binaries"] = f"{self.bin} (built just before the run)"
+        for b in ("dm-migrate", "dm-syncer", "examples/decode_binlog"):
+            try:
+                mtime = dt.datetime.fromtimestamp((self.bin / b).stat().st_mtime, dt.timezone.utc)
+                v[f"{b} modified"] = mtime.strftime("%Y-%m-%d %H:%M:%S UTC")
+            except OSError:
+                pass
         return v
 
     def machine(self) -> dict[str, str]:
@@ -1636,6 +1643,19 @@ def cpu_note(runs: list[Timed], tool: str) -> str:
         if xs:
             parts.append(f"{k} mariadbd {mean(xs):.1f}")
     return ("CPU s: " + ", ".join(parts)) if parts else ""
+
+
+def git_state() -> str:
+    """HEAD, and whether what the binaries are built from differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, timeout=30, cwd=REPO).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "examples", "Cargo.toml", "Cargo.lock"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30,
+                               cwd=REPO).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "not available"
+    return head + (" with uncommitted changes under src/, examples/ or Cargo.*" if dirty else "")
 
 
 def uptime() -> str:

@@ -11,42 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command → Debian package providing it
-declare -A NEED=(
-  [sysbench]=sysbench
-  [mydumper]=mydumper
-  [myloader]=mydumper
-  [mariadbd]=mariadb-server
-  [mariadb-install-db]=mariadb-server
-  [mariadb]=mariadb-client
-  [mariadb-dump]=mariadb-client
-  [mariadb-binlog]=mariadb-client
-  [python3]=python3
-)
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
-
-missing=()
-for cmd in "${!NEED[@]}"; do
-  have "$cmd" || missing+=("${NEED[$cmd]}")
-done
-[ -x /usr/bin/time ] || missing+=(time)
-
-if [ ${#missing[@]} -gt 0 ]; then
-  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-  echo "bench: installing Debian packages: $pkgs"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "bench: need root or sudo to install: $pkgs" >&2; exit 1; }
-    SUDO="sudo"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  # shellcheck disable=SC2086
-  $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
-  for cmd in "${!NEED[@]}"; do
-    have "$cmd" || { echo "bench: '$cmd' still missing after installing ${NEED[$cmd]}" >&2; exit 1; }
-  done
-fi
+# The servers and tools (sysbench, mydumper, mariadb-*, GNU time), installed when missing.
+scripts/setup.sh --no-build --bench
 
 quick=0
 release=0

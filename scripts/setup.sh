@@ -3,6 +3,7 @@
 # playground use (only those missing), then builds the project.
 #   scripts/setup.sh            install what is missing, then `cargo build --all-targets`
 #   scripts/setup.sh --no-build install only
+#   scripts/setup.sh --bench     also the benchmark harness's tools (sysbench, mydumper, time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +20,23 @@ declare -A NEED=(
   [curl]=curl
 )
 
+build=1
+for a in "$@"; do
+  case "$a" in
+    --no-build) build=0 ;;
+    --bench) NEED[sysbench]=sysbench; NEED[mydumper]=mydumper; NEED[myloader]=mydumper; NEED[mariadb-dump]=mariadb-client ;;
+    *) echo "setup: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 
 missing=()
 for cmd in "${!NEED[@]}"; do
   have "$cmd" || missing+=("${NEED[$cmd]}")
 done
+# GNU time (peak RSS in the benchmarks) is checked by path: `time` is a shell keyword.
+if [[ -v NEED[sysbench] ]] && [ ! -x /usr/bin/time ]; then missing+=(time); fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
@@ -48,7 +60,7 @@ fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 
-if [ "${1:-}" != "--no-build" ]; then
+if [ "$build" = 1 ]; then
   echo "setup: cargo build --all-targets"
   cargo build --all-targets
 fi

@@ -185,8 +185,18 @@ define_codes! {
     MASTER_CONFIG_INVALID_FLAG = (38012, DmMaster, Internal, Medium, false, "invalid dm-master flag value", "Run `dm-master --help` to see the flags.");
     MASTER_CONFIG_TOML_TRANSFORM = (38013, DmMaster, Internal, Medium, false, "dm-master config is not valid", "Correct the named keys in the dm-master config file.");
     MASTER_START_SERVICE = (38017, DmMaster, Internal, High, false, "dm-master could not start", "Read the cause (a port in use, an unreachable etcd, ...), fix it and start again.");
+    MASTER_WORKER_ERROR = (38032, DmMaster, Internal, High, true, "some error occurs in dm-worker", "Read the cause; check the dm-worker's log and that it is reachable from the master.");
+    MASTER_REQUEST_WORKER_TIMEOUT = (38033, DmMaster, Internal, High, true, "request to dm-worker timed out, but the request may have succeeded", "Query the status again; check the dm-worker is alive.");
     MASTER_HOST_PORT_NOT_VALID = (38035, DmMaster, Internal, High, false, "host:port is not valid", "Write addresses as `host:port`, for example `127.0.0.1:8261`.");
+    MASTER_INVALID_OPERATE = (38041, DmMaster, Internal, Medium, false, "invalid operation", "Read the message for the operations this command accepts.");
     MASTER_ADVERTISE_ADDR_NOT_VALID = (38042, DmMaster, Internal, High, false, "advertise-addr is not valid", "Write `advertise-addr` as `host:port` with a host other peers can reach.");
+    MASTER_NOT_LEADER_NO_FORWARD = (38043, DmMaster, Internal, High, true, "master is not leader, and can't forward request to leader", "Retry in a few seconds, once a leader is elected; check `list-member --master`.");
+    MASTER_NOT_EXIST = (38048, DmMaster, Internal, Medium, false, "dm-master with this name does not exist", "Check the name with `list-member --master`.");
+    MASTER_OFFLINE_MEMBER_TYPE_INVALID = (38049, DmMaster, Internal, Medium, false, "offline member type is invalid", "Use `master` or `worker`.");
+    /// dm-rs: a client sent more requests than `rpc-rate-limit` / `rpc-rate-burst` allow.
+    MASTER_RATE_LIMITED = (38901, DmMaster, Internal, Low, true, "too many requests from this client", "Wait and retry; raise `rpc-rate-limit` / `rpc-rate-burst` in the dm-master config if this is expected load.");
+    /// dm-rs: the task failed its precheck.
+    MASTER_PRECHECK_FAILED = (38902, DmMaster, Internal, Medium, false, "the task failed its precheck", "Fix the failed checks listed in the message (or list them in `ignore-checking-items`), then start the task again.");
 
     // ---- dm-worker (40001) ----
     WORKER_PARSE_FLAG_SET = (40001, DmWorker, Internal, Medium, false, "invalid dm-worker flags", "Run `dm-worker --help` to see the flags.");
@@ -207,6 +217,25 @@ define_codes! {
     ACTOR_RESTART_BUDGET_EXHAUSTED = (45002, Actor, Internal, High, false, "the actor failed too often and was stopped", "Read the earlier errors of this actor in the log, fix the cause, then resume.");
     /// A mailbox was closed: the receiving actor has stopped.
     ACTOR_MAILBOX_CLOSED = (45003, Actor, Internal, High, true, "the receiving actor has stopped", "Retry; if it persists, read the log for the actor's exit.");
+
+    // ---- scheduler (46001) ----
+    SCHEDULER_NOT_STARTED = (46001, Scheduler, Internal, High, true, "the scheduler has not started", "Retry in a few seconds; the master leader is starting or being elected.");
+    SCHEDULER_WORKER_EXIST = (46003, Scheduler, Internal, High, false, "a dm-worker with this name already exists", "Give every dm-worker a unique `name`; to reuse a name, `offline-member --worker` the old one first.");
+    SCHEDULER_WORKER_NOT_EXIST = (46004, Scheduler, Internal, High, false, "no dm-worker with this name exists", "Check the name with `list-member --worker`.");
+    SCHEDULER_WORKER_ONLINE = (46005, Scheduler, Internal, High, false, "the dm-worker is still online", "Stop the dm-worker process first, then offline it.");
+    SCHEDULER_WORKER_INVALID_TRANS = (46006, Scheduler, Internal, High, false, "invalid stage transformation for the dm-worker", "Read the message for the worker's current stage.");
+    SCHEDULER_SOURCE_CFG_EXIST = (46007, Scheduler, Internal, High, false, "a source config with this ID already exists", "Use `operate-source update`, or stop the existing source first.");
+    SCHEDULER_SOURCE_CFG_NOT_EXIST = (46008, Scheduler, Internal, High, false, "no source config with this ID exists", "Create the source with `operate-source create` first; check the ID with `operate-source show`.");
+    SCHEDULER_MULTI_TASK = (46013, Scheduler, Internal, High, false, "the scheduler cannot perform multiple different tasks in one operation", "Send one task per request.");
+    SCHEDULER_SUBTASK_EXIST = (46014, Scheduler, Internal, High, false, "subtasks with this name already exist", "Stop the task first, or use another task name.");
+    SCHEDULER_TASK_NOT_EXIST = (46018, Scheduler, Internal, High, false, "no task with this name exists", "Check the task name with `query-status`.");
+    SCHEDULER_REQUIRE_RUNNING_TASK_IN_SYNC_UNIT = (46019, Scheduler, Internal, High, false, "running tasks to be transferred should be in the sync unit", "Wait for the tasks to reach the sync unit, or pause them, then transfer the source.");
+    SCHEDULER_SOURCE_CFG_UPDATE = (46025, Scheduler, Internal, High, false, "a source can only be updated when relay is disabled and no tasks are running", "Stop the source's tasks first, then update the source.");
+    SCHEDULER_PAUSE_TASK_FOR_TRANSFER_SOURCE = (46032, Scheduler, Internal, High, true, "failed to pause tasks when transferring the source", "Retry the transfer; check the tasks with `query-status`.");
+    SCHEDULER_WORKER_NOT_FREE = (46033, Scheduler, Internal, High, false, "the dm-worker is not free", "Choose a free worker (`list-member --worker`), or stop the source bound to it first.");
+    SCHEDULER_SUBTASK_NOT_EXIST = (46034, Scheduler, Internal, High, false, "subtasks with this name do not exist for these sources", "Check the task and source names with `query-status`.");
+    /// dm-rs: a source cannot be removed while tasks use it.
+    SCHEDULER_SOURCE_HAS_TASKS = (46901, Scheduler, Internal, High, false, "the source still has tasks", "Stop the source's tasks first (`stop-task`), or remove it with force.");
 
     // ---- dmctl (48001) ----
     CTL_CONNECT_MASTER = (48001, Dmctl, Internal, High, true, "cannot reach dm-master", "Check `--master-addr` and that dm-master is running.");

@@ -2,6 +2,7 @@
 //! payloads (etcd values, master↔worker HTTP) are serde types; in-process messages may hold
 //! addresses and are never serialized.
 
+pub mod master;
 pub mod syncer;
 pub mod worker;
 

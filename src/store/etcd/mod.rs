@@ -1,6 +1,7 @@
 //! etcd access: connecting with a deadline, health, DM's key catalogue ([`keys`]) and the
 //! etcd member a dm-master runs as a child process ([`member`]).
 
+pub mod ha;
 pub mod keys;
 pub mod member;
 

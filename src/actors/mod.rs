@@ -10,6 +10,7 @@
 
 pub mod dump;
 pub mod load;
+pub mod master;
 pub mod syncer;
 pub mod worker;
 

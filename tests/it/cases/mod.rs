@@ -2,10 +2,14 @@
 
 pub mod binaries;
 pub mod checkpoint;
+pub mod cluster;
 pub mod decode;
 pub mod dump;
+pub mod election;
 pub mod load;
 pub mod migrate;
+pub mod precheck;
+pub mod scheduler;
 pub mod servers;
 pub mod stream;
 pub mod syncer;

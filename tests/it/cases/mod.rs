@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod precheck;
 pub mod scheduler;
 pub mod servers;
+pub mod source_worker;
 pub mod stream;
 pub mod syncer;
 pub mod tracker;

@@ -1,0 +1,1 @@
+//! Integration tests: source_worker (being written).

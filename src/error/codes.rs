@@ -191,12 +191,15 @@ define_codes! {
     MASTER_INVALID_OPERATE = (38041, DmMaster, Internal, Medium, false, "invalid operation", "Read the message for the operations this command accepts.");
     MASTER_ADVERTISE_ADDR_NOT_VALID = (38042, DmMaster, Internal, High, false, "advertise-addr is not valid", "Write `advertise-addr` as `host:port` with a host other peers can reach.");
     MASTER_NOT_LEADER_NO_FORWARD = (38043, DmMaster, Internal, High, true, "master is not leader, and can't forward request to leader", "Retry in a few seconds, once a leader is elected; check `list-member --master`.");
+    MASTER_FAIL_TO_GET_EXPECT_RESULT = (38045, DmMaster, Internal, Medium, true, "fail to get expected result", "The request was recorded; run `query-status` to see whether the workers reached the expected stage.");
     MASTER_NOT_EXIST = (38048, DmMaster, Internal, Medium, false, "dm-master with this name does not exist", "Check the name with `list-member --master`.");
     MASTER_OFFLINE_MEMBER_TYPE_INVALID = (38049, DmMaster, Internal, Medium, false, "offline member type is invalid", "Use `master` or `worker`.");
     /// dm-rs: a client sent more requests than `rpc-rate-limit` / `rpc-rate-burst` allow.
     MASTER_RATE_LIMITED = (38901, DmMaster, Internal, Low, true, "too many requests from this client", "Wait and retry; raise `rpc-rate-limit` / `rpc-rate-burst` in the dm-master config if this is expected load.");
     /// dm-rs: the task failed its precheck.
     MASTER_PRECHECK_FAILED = (38902, DmMaster, Internal, Medium, false, "the task failed its precheck", "Fix the failed checks listed in the message (or list them in `ignore-checking-items`), then start the task again.");
+    /// dm-rs: `offline-member --master` on a master whose etcd member still answers.
+    MASTER_MEMBER_ALIVE = (38903, DmMaster, Internal, Medium, false, "the dm-master is still alive", "Stop the dm-master process first, then offline it.");
 
     // ---- dm-worker (40001) ----
     WORKER_PARSE_FLAG_SET = (40001, DmWorker, Internal, Medium, false, "invalid dm-worker flags", "Run `dm-worker --help` to see the flags.");
@@ -204,6 +207,11 @@ define_codes! {
     WORKER_DECODE_CONFIG_FROM_FILE = (40003, DmWorker, Internal, Medium, false, "dm-worker config is not valid", "Correct the named keys in the dm-worker config file.");
     WORKER_UNDECODED_ITEM_FROM_FILE = (40004, DmWorker, Internal, Medium, false, "dm-worker config has unknown keys", "Remove the keys or fix their spelling; see config/dm-worker.toml.");
     WORKER_START_SERVICE = (40048, DmWorker, Internal, High, false, "dm-worker could not start", "Read the cause (a port in use, an unreachable master, ...), fix it and start again.");
+    WORKER_NO_START = (40070, DmWorker, Internal, High, false, "no mysql source is being handled in the worker", "Bind a source to this worker (`operate-source create`, `transfer-source`) or query the worker the source is bound to.");
+    WORKER_SOURCE_CONFIG_NOT_FOUND = (40074, DmWorker, Internal, High, true, "there is no relative source config for the bound source in etcd", "Check the source with `operate-source show`; the worker retries on its own.");
+    WORKER_FAIL_CONNECT_MASTER = (40077, DmWorker, Internal, High, false, "cannot join with the master endpoints", "Check the network between the worker and the masters in `join`, and that the worker's `name` is unique.");
+    /// dm-rs: the worker holds no keepalive lease, so it runs no source work.
+    WORKER_NO_LEASE = (40901, DmWorker, Internal, High, true, "the dm-worker holds no keepalive lease", "Check that etcd is reachable from the worker; it takes a new lease on its own.");
 
     // ---- ha (42501) ----
     HA_FAIL_TXN_OPERATION = (42501, Ha, Internal, High, true, "etcd transaction failed", "Check that etcd is healthy; dm-rs retries on its own.");
@@ -228,12 +236,14 @@ define_codes! {
     SCHEDULER_SOURCE_CFG_NOT_EXIST = (46008, Scheduler, Internal, High, false, "no source config with this ID exists", "Create the source with `operate-source create` first; check the ID with `operate-source show`.");
     SCHEDULER_MULTI_TASK = (46013, Scheduler, Internal, High, false, "the scheduler cannot perform multiple different tasks in one operation", "Send one task per request.");
     SCHEDULER_SUBTASK_EXIST = (46014, Scheduler, Internal, High, false, "subtasks with this name already exist", "Stop the task first, or use another task name.");
+    SCHEDULER_SUBTASK_STAGE_INVALID_UPDATE = (46015, Scheduler, Internal, Medium, false, "invalid new expected subtask stage", "Use Running (resume), Paused (pause) or Stopped (stop).");
     SCHEDULER_TASK_NOT_EXIST = (46018, Scheduler, Internal, High, false, "no task with this name exists", "Check the task name with `query-status`.");
     SCHEDULER_REQUIRE_RUNNING_TASK_IN_SYNC_UNIT = (46019, Scheduler, Internal, High, false, "running tasks to be transferred should be in the sync unit", "Wait for the tasks to reach the sync unit, or pause them, then transfer the source.");
     SCHEDULER_SOURCE_CFG_UPDATE = (46025, Scheduler, Internal, High, false, "a source can only be updated when relay is disabled and no tasks are running", "Stop the source's tasks first, then update the source.");
     SCHEDULER_PAUSE_TASK_FOR_TRANSFER_SOURCE = (46032, Scheduler, Internal, High, true, "failed to pause tasks when transferring the source", "Retry the transfer; check the tasks with `query-status`.");
     SCHEDULER_WORKER_NOT_FREE = (46033, Scheduler, Internal, High, false, "the dm-worker is not free", "Choose a free worker (`list-member --worker`), or stop the source bound to it first.");
     SCHEDULER_SUBTASK_NOT_EXIST = (46034, Scheduler, Internal, High, false, "subtasks with this name do not exist for these sources", "Check the task and source names with `query-status`.");
+    SCHEDULER_SUBTASK_CFG_UPDATE = (46035, Scheduler, Internal, Low, false, "a subtask can only be updated while it is not running", "Pause the task (`pause-task`) first, then update it.");
     /// dm-rs: a source cannot be removed while tasks use it.
     SCHEDULER_SOURCE_HAS_TASKS = (46901, Scheduler, Internal, High, false, "the source still has tasks", "Stop the source's tasks first (`stop-task`), or remove it with force.");
 
@@ -241,6 +251,8 @@ define_codes! {
     CTL_CONNECT_MASTER = (48001, Dmctl, Internal, High, true, "cannot reach dm-master", "Check `--master-addr` and that dm-master is running.");
     /// dm-rs: dmctl was called with bad arguments.
     CTL_INVALID_ARGS = (48901, Dmctl, Internal, Medium, false, "invalid dmctl arguments", "Run `dmctl --help` or `dmctl <command> --help`.");
+    /// dm-rs: dm-master's answer was not a JSON response.
+    CTL_INVALID_RESPONSE = (48902, Dmctl, Internal, High, false, "dm-master's answer is not a DM response", "Check that `--master-addr` names dm-master's address (not a worker's or etcd's) and that dmctl and dm-master are the same version.");
 
     // ---- openapi (49001) ----
     OPENAPI_COMMON = (49001, Openapi, Internal, High, false, "the OpenAPI request failed", "Read the message; fix the request body or the named resource.");

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::DmError;
-use crate::store::etcd::ha::Stage;
+use crate::store::etcd::ha::{Fence, Stage};
 
 /// A worker's scheduling stage (DM's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,3 +171,26 @@ pub struct OfflineWorker {
 #[derive(Debug, Message)]
 #[rtype(result = "ClusterView")]
 pub struct GetClusterView;
+
+/// Election → Scheduler: stop now (leadership lost or the process is shutting down). Pending
+/// requests are dropped unanswered (callers see a closed mailbox).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopScheduler {
+    pub reason: String,
+}
+
+/// Scheduler → Election: the Scheduler stopped on its own (it found this master deposed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SchedulerStopped {
+    pub reason: String,
+    /// The fence (election key) the Scheduler wrote under: identifies its term.
+    pub fence: Option<Fence>,
+}
+
+/// dm-master's shutdown → Election: stop the Scheduler, give up leadership (revoke the lease so
+/// a follower wins at once) and stop campaigning. Replies once etcd answered (or after 2 s).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resign;

@@ -1,7 +1,11 @@
-//! dm-master's actors: Election (campaigns on `/dm-master/leader`) and, on the leader only,
-//! Scheduler. [`MasterHandle`] is what the HTTP handlers hold: who leads, and the Scheduler's
-//! address while this master leads.
+//! dm-master's actors: [`election::ElectionActor`] (campaigns on `/dm-master/leader`) and, on
+//! the leader only, its child [`scheduler::SchedulerActor`]. [`MasterHandle`] is what the HTTP
+//! handlers hold: who leads, and the Scheduler's address while this master leads.
+//!
+//! Tree: dm-master binary → Election (one per process, started once etcd answers) →
+//! Scheduler (one per won term; stopped the moment the term ends).
 
+pub mod election;
 pub mod scheduler;
 
 use std::sync::{Arc, RwLock};

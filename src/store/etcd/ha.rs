@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, key};
@@ -220,6 +223,9 @@ pub async fn load_state(client: &mut Client) -> Result<ClusterState, DmError> {
 }
 
 /// One change in a transaction.
+// NOTE: ops live only while a transaction is built; boxing the config variants would only
+// burden every caller.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Op {
     PutSource(SourceConfig),
@@ -318,6 +324,323 @@ pub async fn apply_if_alive(
     Ok(resp.succeeded())
 }
 
+/// The leader's hold on the election: its election key and that key's create revision. The
+/// Scheduler makes every write conditional on it, so a deposed leader's late write fails
+/// instead of racing the new leader's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: Vec<u8>,
+    pub create_revision: i64,
+}
+
+impl Fence {
+    fn compare(&self) -> Compare {
+        Compare::create_revision(self.key.clone(), CompareOp::Equal, self.create_revision)
+    }
+}
+
+/// How a guarded transaction ([`apply_guarded`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarded {
+    /// Written, at this revision.
+    Applied(i64),
+    /// Nothing written: the worker named as a condition holds no keepalive.
+    WorkerNotAlive,
+    /// Nothing written: the fence's election key is gone or was re-created.
+    FenceLost,
+}
+
+/// Applies `ops` in one transaction only while `fence` (if any) holds and `alive` (if any)
+/// names a worker whose keepalive key exists.
+pub async fn apply_guarded(
+    client: &mut Client,
+    fence: Option<&Fence>,
+    alive: Option<&str>,
+    ops: Vec<Op>,
+) -> Result<Guarded, DmError> {
+    let mut txn_ops = Vec::new();
+    for op in ops {
+        txn_ops.extend(op.into_txn_ops()?);
+    }
+    let mut conds = Vec::new();
+    if let Some(f) = fence {
+        conds.push(f.compare());
+    }
+    if let Some(w) = alive {
+        conds.push(Compare::create_revision(
+            keys::worker_keepalive(w),
+            CompareOp::Greater,
+            0,
+        ));
+    }
+    // On failure, read the fence key to tell which condition failed.
+    let otherwise = fence
+        .map(|f| vec![TxnOp::get(f.key.clone(), None)])
+        .unwrap_or_default();
+    let resp = client
+        .txn(Txn::new().when(conds).and_then(txn_ops).or_else(otherwise))
+        .await
+        .map_err(etcd_err("writing the cluster state"))?;
+    if resp.succeeded() {
+        return Ok(Guarded::Applied(resp.header().map_or(0, |h| h.revision())));
+    }
+    let fence_holds = match (fence, resp.op_responses().first()) {
+        (Some(f), Some(TxnOpResponse::Get(g))) => g
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.create_revision() == f.create_revision),
+        (Some(_), _) => false,
+        (None, _) => true,
+    };
+    Ok(if fence_holds {
+        Guarded::WorkerNotAlive
+    } else {
+        Guarded::FenceLost
+    })
+}
+
+/// The current holder of election `name` (the key with the lowest create revision below
+/// `name/`, as etcd's election defines it): (key, create revision, lease, value).
+pub async fn election_leader(
+    client: &mut Client,
+    name: &str,
+) -> Result<Option<(Vec<u8>, i64, i64, Vec<u8>)>, DmError> {
+    let prefix = format!("{name}/");
+    let opts = GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, SortOrder::Ascend)
+        .with_limit(1);
+    let resp = client
+        .get(prefix.clone(), Some(opts))
+        .await
+        .map_err(etcd_err(format!("reading the election `{name}`")))?;
+    Ok(resp.kvs().first().map(|kv| {
+        (
+            kv.key().to_vec(),
+            kv.create_revision(),
+            kv.lease(),
+            kv.value().to_vec(),
+        )
+    }))
+}
+
+/// Joins election `name` as the candidate of `lease` (etcd's election algorithm: the key
+/// `name/<lease hex>` under the lease, created once); returns its fence.
+pub async fn election_join(
+    client: &mut Client,
+    name: &str,
+    lease: i64,
+    value: &[u8],
+) -> Result<Fence, DmError> {
+    let key = format!("{name}/{lease:x}");
+    let absent = Compare::create_revision(key.clone(), CompareOp::Equal, 0);
+    let put = TxnOp::put(
+        key.clone(),
+        value.to_vec(),
+        Some(PutOptions::new().with_lease(lease)),
+    );
+    let resp = client
+        .txn(
+            Txn::new()
+                .when(vec![absent])
+                .and_then(vec![put])
+                .or_else(vec![TxnOp::get(key.clone(), None)]),
+        )
+        .await
+        .map_err(etcd_err(format!("joining the election `{name}`")))?;
+    let create_revision = if resp.succeeded() {
+        resp.header().map_or(0, |h| h.revision())
+    } else {
+        match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(g)) => g.kvs().first().map_or(0, |kv| kv.create_revision()),
+            _ => 0,
+        }
+    };
+    if create_revision == 0 {
+        return Err(DmError::new(
+            &codes::HA_FAIL_TXN_OPERATION,
+            format!("the election key `{key}` vanished while joining"),
+        ));
+    }
+    Ok(Fence {
+        key: key.into_bytes(),
+        create_revision,
+    })
+}
+
+/// Waits until every candidate of election `name` created before `fence` is gone: then the
+/// fence's key leads. Fails when the fence's own key disappeared meanwhile.
+pub async fn election_wait_turn(
+    client: &mut Client,
+    name: &str,
+    fence: &Fence,
+) -> Result<(), DmError> {
+    let prefix = format!("{name}/");
+    loop {
+        let opts = GetOptions::new()
+            .with_prefix()
+            .with_max_create_revision(fence.create_revision - 1)
+            .with_sort(SortTarget::Create, SortOrder::Descend)
+            .with_limit(1);
+        let resp = client
+            .get(prefix.clone(), Some(opts))
+            .await
+            .map_err(etcd_err(format!("reading the election `{name}`")))?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let Some(kv) = resp.kvs().first() else {
+            break;
+        };
+        // A failed watch is retried by the next round's read.
+        if let Err(e) = wait_deleted(client, kv.key().to_vec(), rev + 1).await {
+            tracing::debug!(error = %e.chain(), "election watch interrupted");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    if fence_holds(client, fence).await? {
+        Ok(())
+    } else {
+        Err(DmError::new(
+            &codes::HA_FAIL_LEASE_OPERATION,
+            "the election key disappeared while campaigning (lease expired?)",
+        ))
+    }
+}
+
+async fn fence_holds(client: &mut Client, fence: &Fence) -> Result<bool, DmError> {
+    let resp = client
+        .get(fence.key.clone(), None)
+        .await
+        .map_err(etcd_err("reading the election key"))?;
+    Ok(resp
+        .kvs()
+        .first()
+        .is_some_and(|kv| kv.create_revision() == fence.create_revision))
+}
+
+/// Waits for a delete event of `key` from `revision`.
+async fn wait_deleted(client: &mut Client, key: Vec<u8>, revision: i64) -> Result<(), DmError> {
+    let watch_err = |what: &str| DmError::new(&codes::HA_FAIL_WATCH_ETCD, what.to_string());
+    let mut stream = client
+        .watch(key, Some(WatchOptions::new().with_start_revision(revision)))
+        .await
+        .map_err(|e| watch_err("watching an election key").with_cause(e))?;
+    loop {
+        let resp = stream
+            .message()
+            .await
+            .map_err(|e| watch_err("election key watch failed").with_cause(e))?
+            .ok_or_else(|| watch_err("election key watch closed"))?;
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Err(watch_err("election key watch cancelled"));
+        }
+        if resp
+            .events()
+            .iter()
+            .any(|e| e.event_type() == EventType::Delete)
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Returns (with the reason) once `fence`'s key is deleted or re-created. Read and watch
+/// failures are retried: an unreachable etcd ends a term through its lease instead.
+pub async fn wait_fence_lost(client: &mut Client, fence: &Fence) -> DmError {
+    let lost = || {
+        DmError::new(
+            &codes::HA_FAIL_LEASE_OPERATION,
+            "the election key was deleted",
+        )
+    };
+    loop {
+        let resp = match client.get(fence.key.clone(), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the election key failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let holds = resp
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.create_revision() == fence.create_revision);
+        if !holds {
+            return lost();
+        }
+        match wait_deleted(client, fence.key.clone(), rev + 1).await {
+            Ok(()) => return lost(),
+            Err(e) => {
+                tracing::debug!(error = %e.chain(), "election key watch interrupted; re-reading");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// A change of a worker's keepalive key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepaliveEvent {
+    /// The worker put its keepalive (it is alive).
+    Put(String),
+    /// The keepalive disappeared (lease expired or revoked, worker stopped).
+    Delete(String),
+}
+
+/// Watches every keepalive key from `revision` (inclusive).
+pub async fn watch_keepalives(client: &mut Client, revision: i64) -> Result<WatchStream, DmError> {
+    client
+        .watch(
+            keys::WORKER_KEEPALIVE,
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision),
+            ),
+        )
+        .await
+        .map_err(|e| {
+            DmError::new(
+                &codes::HA_FAIL_WATCH_ETCD,
+                format!("watching `{}`", keys::WORKER_KEEPALIVE),
+            )
+            .with_cause(e)
+        })
+}
+
+/// The keepalive events of one watch response and the revision after its last event; `Err`
+/// when the watch was cancelled or compacted (re-list, then watch again).
+pub fn keepalive_events(
+    resp: &etcd_client::WatchResponse,
+) -> Result<(Vec<KeepaliveEvent>, Option<i64>), DmError> {
+    if resp.canceled() || resp.compact_revision() > 0 {
+        return Err(DmError::new(
+            &codes::HA_FAIL_WATCH_ETCD,
+            format!(
+                "the keepalive watch was cancelled (compact revision {}): {}",
+                resp.compact_revision(),
+                resp.cancel_reason()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut next = None;
+    for ev in resp.events() {
+        let Some(kv) = ev.kv() else { continue };
+        next = Some(kv.mod_revision() + 1);
+        let k = String::from_utf8_lossy(kv.key());
+        let Some(name) = keys::decode(keys::WORKER_KEEPALIVE, &k).and_then(|mut s| s.pop()) else {
+            continue;
+        };
+        out.push(match ev.event_type() {
+            EventType::Put => KeepaliveEvent::Put(name),
+            EventType::Delete => KeepaliveEvent::Delete(name),
+        });
+    }
+    Ok((out, next))
+}
+
 /// Puts the worker's keepalive key under `lease`.
 pub async fn put_keepalive(
     client: &mut Client,
@@ -352,6 +675,19 @@ pub async fn get_bound(
         Some(kv) => Ok((rev, Some(decode_json(&k, kv.value())?))),
         None => Ok((rev, None)),
     }
+}
+
+/// A worker's registration, if it exists.
+pub async fn get_worker(client: &mut Client, worker: &str) -> Result<Option<WorkerInfo>, DmError> {
+    let k = key(keys::WORKER_REGISTER, &[worker]);
+    let resp = client
+        .get(k.clone(), None)
+        .await
+        .map_err(etcd_err(format!("reading `{k}`")))?;
+    resp.kvs()
+        .first()
+        .map(|kv| decode_json(&k, kv.value()))
+        .transpose()
 }
 
 /// A source's config, if it exists.

@@ -1,6 +1,7 @@
 //! The etcd member a dm-master runs as a child process (DM embeds etcd; we run the real
 //! `etcd` binary so three masters form a real etcd cluster). The child's output goes to
-//! `<data-dir>/etcd.log`; dropping the handle kills it.
+//! `<data-dir>/etcd.log`; dropping the handle kills it, and on Linux the kernel kills it
+//! (`PR_SET_PDEATHSIG`) when dm-master dies in any way, `kill -9` included.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,6 +28,31 @@ pub struct MemberConfig {
     pub auto_compaction_mode: String,
     pub auto_compaction_retention: String,
 }
+
+/// Makes the kernel SIGKILL the child when the thread that spawned it exits (Linux's
+/// `PR_SET_PDEATHSIG`), so an etcd member never outlives its dm-master. The signal is tied to
+/// the spawning *thread*: spawn from the main thread (dm-master's System), not from a
+/// short-lived one. If the parent already died before `prctl` ran, the child exits at once.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid, _exit).
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 /// A running etcd child.
 pub struct EtcdMember {
@@ -56,7 +82,9 @@ impl EtcdMember {
         let err = out
             .try_clone()
             .map_err(|e| fail("cannot duplicate the etcd log handle".into(), e))?;
-        let child = Command::new(&cfg.binary)
+        let mut cmd = Command::new(&cfg.binary);
+        die_with_parent(&mut cmd);
+        let child = cmd
             .arg("--name").arg(&cfg.name)
             .arg("--data-dir").arg(cfg.data_dir.join("etcd"))
             .arg("--listen-client-urls").arg(&cfg.client_urls)

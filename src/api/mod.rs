@@ -2,6 +2,9 @@
 //! and dm-worker's (`/status`, `/metrics`, the internal API the master calls).
 
 pub mod master;
+pub mod openapi;
+pub mod precheck;
+pub mod ratelimit;
 pub mod wire;
 pub mod worker;
 

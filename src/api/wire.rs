@@ -391,9 +391,38 @@ pub struct RegisterWorkerResponse {
     pub msg: String,
     /// Client URLs of every etcd member (`http://host:port`).
     pub etcd_endpoints: Vec<String>,
+    /// The master's secret key (hex) for encrypted passwords in source configs; empty when
+    /// the master has none (DM sends it in `RegisterWorkerResponse.secretKey`).
+    #[serde(default)]
+    pub secret_key: String,
 }
 
 /// Master → worker: GET `/internal/v1/status?task=<name>` (no `task` = every task) answers
 /// the worker's view of its bound source. `result` is false with `msg` when the worker is not
 /// bound or holds no lease.
 pub type WorkerStatusResponse = QueryStatusResponse;
+
+/// DM's text of an error in a `msg` field: `[code=…:class=…:scope=…:level=…], Message: …,
+/// RawCause: …, Workaround: …` (parts that are empty are left out).
+pub fn error_msg(e: &crate::error::DmError) -> String {
+    let mut s = format!(
+        "[code={}:class={}:scope={}:level={}]",
+        e.code,
+        e.class.name(),
+        e.scope.name(),
+        e.level.name()
+    );
+    if !e.message.is_empty() {
+        s.push_str(", Message: ");
+        s.push_str(&e.message);
+    }
+    if !e.causes.is_empty() {
+        s.push_str(", RawCause: ");
+        s.push_str(&e.causes.join(": "));
+    }
+    if !e.workaround.is_empty() {
+        s.push_str(", Workaround: ");
+        s.push_str(&e.workaround);
+    }
+    s
+}

@@ -1,16 +1,25 @@
-//! dm-master: loads its config, runs (or joins) etcd, and serves the HTTP API.
+//! dm-master: loads its config, runs (or joins) etcd, campaigns for leadership (the leader
+//! runs the Scheduler), and serves the HTTP API: `/status`, `/metrics`, the internal API for
+//! workers, DM's grpc-gateway paths for dmctl and DM's OpenAPI. DM serves the OpenAPI only
+//! with `openapi = true`; dm-rs always serves it (the key is accepted and ignored).
 
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use clap::Parser;
+use dm::actors::master::MasterHandle;
+use dm::actors::master::election::ElectionActor;
+use dm::api::ratelimit::RateLimiter;
 use dm::api::{self, master::MasterState};
-use dm::config::MasterConfig;
+use dm::config::{MasterConfig, Secret, SecretKey};
 use dm::error::{DmError, codes};
+use dm::messages::master::Resign;
 use dm::store::etcd::{self, member};
-use tracing::info;
+use tracing::{info, warn};
 
 /// DM master: cluster control plane (etcd, election, scheduling, OpenAPI).
 #[derive(Debug, Parser)]
@@ -52,6 +61,9 @@ struct Args {
     /// Log file (stderr when empty).
     #[arg(long)]
     log_file: Option<String>,
+    /// Seconds the leader's election lease lives: how long a killed leader keeps leading.
+    #[arg(long)]
+    election_ttl: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -76,13 +88,15 @@ fn run(args: Args) -> Result<(), DmError> {
         set(&mut c.etcd_endpoints, args.etcd_endpoints);
         set(&mut c.log_level, args.log_level);
         set(&mut c.log_file, args.log_file);
+        if let Some(ttl) = args.election_ttl {
+            c.election_ttl = ttl;
+        }
     })?;
     dm::telemetry::init(&cfg.log_level, &cfg.log_file, &cfg.log_format)?;
     actix_web::rt::System::new().block_on(serve(cfg))
 }
 
 async fn serve(cfg: MasterConfig) -> Result<(), DmError> {
-    let started = Instant::now();
     let mut child = None;
     let endpoints = if cfg.external_etcd().is_empty() {
         let m = member::EtcdMember::spawn(&member::MemberConfig {
@@ -123,16 +137,19 @@ async fn serve(cfg: MasterConfig) -> Result<(), DmError> {
     };
     info!(name = %cfg.name, endpoints = %endpoints.join(","), "etcd ready");
 
+    let (key, key_hex) = secret_key(&cfg)?;
+    let handle = MasterHandle::new(cfg.name.clone(), cfg.advertise_addr.clone(), client, key);
+    // Keeps `handle`'s leader current and runs the Scheduler while this master leads.
+    let election = ElectionActor::new(handle.clone(), cfg.election_ttl()).start();
+
     let registry = prometheus::Registry::new();
     dm::metrics::ProcessMetrics::register(&registry, "master");
     let registry = web::Data::new(registry);
-    let state = web::Data::new(MasterState {
-        name: cfg.name.clone(),
-        advertise_addr: cfg.advertise_addr.clone(),
-        etcd_endpoints: endpoints,
-        etcd: client,
-        started,
-    });
+    let external = !cfg.external_etcd().is_empty();
+    let mut state = MasterState::new(handle, endpoints, external);
+    state.secret_key_hex = key_hex;
+    state.limiter = RateLimiter::new(cfg.rpc_rate_limit, cfg.rpc_rate_burst);
+    let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -151,6 +168,10 @@ async fn serve(cfg: MasterConfig) -> Result<(), DmError> {
     .run();
     info!(name = %cfg.name, addr = %cfg.master_addr, "dm-master serving");
     let result = server.await;
+    // Give up leadership at once so a follower takes over without waiting for the lease.
+    if let Err(e) = election.send(Resign).await {
+        warn!(name = %cfg.name, error = %e, "resigning leadership failed");
+    }
     if let Some(m) = child {
         m.stop().await;
         info!(name = %cfg.name, "etcd member stopped");
@@ -158,4 +179,21 @@ async fn serve(cfg: MasterConfig) -> Result<(), DmError> {
     info!(name = %cfg.name, "dm-master stopped");
     result
         .map_err(|e| DmError::new(&codes::MASTER_START_SERVICE, "HTTP server failed").with_cause(e))
+}
+
+/// The key of `secret-key-path`, if set, and its hex text (handed to workers).
+fn secret_key(cfg: &MasterConfig) -> Result<(Option<SecretKey>, Secret), DmError> {
+    if cfg.secret_key_path.is_empty() {
+        return Ok((None, Secret::default()));
+    }
+    let path = Path::new(&cfg.secret_key_path);
+    let key = SecretKey::from_file(path)?;
+    let hex = std::fs::read_to_string(path).map_err(|e| {
+        DmError::new(
+            &codes::CONFIG_SECRET_KEY,
+            format!("cannot read secret key file `{}`", path.display()),
+        )
+        .with_cause(e)
+    })?;
+    Ok((Some(key), Secret::new(hex.trim())))
 }

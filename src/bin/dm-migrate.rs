@@ -2,12 +2,14 @@
 //! task-mode picks (dump → load → sync for `all`), resuming from whatever state a previous
 //! run left (dump directory, loader checkpoint, syncer checkpoint). Modes without a sync unit
 //! exit when done; with one it runs until SIGINT/SIGTERM, then flushes a checkpoint and exits.
+//! The units run once: the first error ends the process (no auto-resume; a restarted process
+//! resumes from the persisted state).
 
 use std::process::ExitCode;
 
 use actix::prelude::*;
 use clap::Parser;
-use dm::actors::worker::subtask::{QuerySubtaskStatus, StopSubtask, SubtaskActor};
+use dm::actors::worker::units::{QuerySubtaskStatus, StopSubtask, UnitsActor};
 use dm::error::DmError;
 use dm::standalone::{StandaloneArgs, exit, supervise};
 use tokio::sync::oneshot;
@@ -28,7 +30,7 @@ fn run(args: Args) -> Result<(), DmError> {
     let (sub, key) = args.common.prepare()?;
     actix::System::new().block_on(async move {
         let (tx, rx) = oneshot::channel();
-        let subtask = SubtaskActor::new(sub, key, tx).start();
+        let subtask = UnitsActor::new(sub, key, tx).start();
         let query = subtask.clone();
         supervise(
             rx,

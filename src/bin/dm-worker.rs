@@ -1,4 +1,7 @@
-//! dm-worker: loads its config, watches its masters and serves `/status` and `/metrics`.
+//! dm-worker: loads its config, registers with its masters (or uses `--etcd-endpoints`),
+//! keeps its lease and runs the source bound to it ([`dm::actors::worker`]); serves
+//! `/status`, `/metrics` and the internal API. SIGINT/SIGTERM stop the source work gracefully
+//! (checkpoints flushed) and release the lease before the process exits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +11,12 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use clap::Parser;
 use dm::actors::worker::master_probe::MasterProbeActor;
+use dm::actors::worker::server::{EtcdAccess, WorkerActor, WorkerOptions};
 use dm::api::{self, worker::WorkerState};
-use dm::config::WorkerConfig;
+use dm::config::{SecretKey, WorkerConfig};
 use dm::error::{DmError, codes};
+use dm::messages::worker::ShutdownWorker;
+use tokio::sync::oneshot;
 use tracing::info;
 
 /// DM worker: runs the migration units of the sources bound to it.
@@ -32,6 +38,13 @@ struct Args {
     /// dm-master addresses (comma-separated host:port).
     #[arg(long)]
     join: Option<String>,
+    /// dm-rs: etcd client URLs (comma-separated http://host:port) to use directly instead of
+    /// registering with the masters (tests, single-master setups).
+    #[arg(long)]
+    etcd_endpoints: Option<String>,
+    /// dm-rs: key file for encrypted passwords (else the key the master answers, if any).
+    #[arg(long, env = "DM_SECRET_KEY_PATH")]
+    secret_key_path: Option<PathBuf>,
     /// Keepalive lease TTL in seconds.
     #[arg(long)]
     keepalive_ttl: Option<u64>,
@@ -61,6 +74,7 @@ fn run(args: Args) -> Result<(), DmError> {
         set(&mut c.worker_addr, args.worker_addr);
         set(&mut c.advertise_addr, args.advertise_addr);
         set(&mut c.join, args.join);
+        set(&mut c.etcd_endpoints, args.etcd_endpoints);
         set(&mut c.relay_dir, args.relay_dir);
         set(&mut c.log_level, args.log_level);
         set(&mut c.log_file, args.log_file);
@@ -68,12 +82,35 @@ fn run(args: Args) -> Result<(), DmError> {
             c.keepalive_ttl = t;
         }
     })?;
+    let key = args
+        .secret_key_path
+        .as_deref()
+        .map(SecretKey::from_file)
+        .transpose()?;
     dm::telemetry::init(&cfg.log_level, &cfg.log_file, &cfg.log_format)?;
-    actix_web::rt::System::new().block_on(serve(cfg))
+    actix_web::rt::System::new().block_on(serve(cfg, key))
 }
 
-async fn serve(cfg: WorkerConfig) -> Result<(), DmError> {
+async fn serve(cfg: WorkerConfig, key: Option<SecretKey>) -> Result<(), DmError> {
     let probe = MasterProbeActor::new(cfg.name.clone(), cfg.masters()).start();
+    let endpoints = cfg.etcd_endpoints();
+    let access = if endpoints.is_empty() {
+        EtcdAccess::Join(cfg.masters())
+    } else {
+        EtcdAccess::Endpoints(endpoints)
+    };
+    let (fatal_tx, fatal_rx) = oneshot::channel();
+    let worker = WorkerActor::new(
+        WorkerOptions {
+            name: cfg.name.clone(),
+            advertise_addr: cfg.advertise_addr.clone(),
+            access,
+            keepalive_ttl: cfg.keepalive_ttl,
+            key,
+        },
+        fatal_tx,
+    )
+    .start();
     let registry = prometheus::Registry::new();
     dm::metrics::ProcessMetrics::register(&registry, "worker");
     let registry = web::Data::new(registry);
@@ -81,6 +118,7 @@ async fn serve(cfg: WorkerConfig) -> Result<(), DmError> {
         name: cfg.name.clone(),
         advertise_addr: cfg.advertise_addr.clone(),
         probe,
+        worker: worker.clone(),
         started: Instant::now(),
     });
     let server = HttpServer::new(move || {
@@ -99,9 +137,16 @@ async fn serve(cfg: WorkerConfig) -> Result<(), DmError> {
         .with_cause(e)
     })?
     .run();
-    info!(worker = %cfg.name, addr = %cfg.worker_addr, join = %cfg.join, "dm-worker serving");
-    let result = server.await;
+    info!(worker = %cfg.name, addr = %cfg.worker_addr, join = %cfg.join, etcd = %cfg.etcd_endpoints, "dm-worker serving");
+    let handle = server.handle();
+    let result = tokio::select! {
+        r = server => r.map_err(|e| DmError::new(&codes::WORKER_START_SERVICE, "HTTP server failed").with_cause(e)),
+        Ok(e) = fatal_rx => {
+            handle.stop(false).await;
+            Err(e)
+        }
+    };
+    let _ = worker.send(ShutdownWorker).await;
     info!(worker = %cfg.name, "dm-worker stopped");
     result
-        .map_err(|e| DmError::new(&codes::WORKER_START_SERVICE, "HTTP server failed").with_cause(e))
 }

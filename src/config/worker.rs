@@ -18,6 +18,10 @@ pub struct WorkerConfig {
     pub log_format: String,
     /// Masters to register with (comma-separated host:port).
     pub join: String,
+    /// dm-rs extension: etcd client URLs (comma-separated `http://host:port`). When set, the
+    /// worker uses this etcd directly instead of registering with the `join` masters (tests,
+    /// single-master setups); it then writes its own registration key.
+    pub etcd_endpoints: String,
     /// Address of the worker's HTTP server (/status, /metrics, internal API).
     pub worker_addr: String,
     pub advertise_addr: String,
@@ -41,6 +45,7 @@ impl Default for WorkerConfig {
             log_file: String::new(),
             log_format: "text".into(),
             join: String::new(),
+            etcd_endpoints: String::new(),
             worker_addr: "127.0.0.1:8262".into(),
             advertise_addr: String::new(),
             keepalive_ttl: 60,
@@ -121,12 +126,26 @@ impl WorkerConfig {
             );
         }
         check_log(&self.log_level, &self.log_format, issues);
-        if self.join.trim().is_empty() {
+        if self.join.trim().is_empty() && self.etcd_endpoints.trim().is_empty() {
             issues.push(
                 "join",
                 &codes::CONFIG_MISSING_KEY,
                 "join is empty; give the dm-master addresses",
             );
+        }
+        for e in self.etcd_endpoints() {
+            match e.strip_prefix("http://") {
+                Some(hp) => {
+                    if let Err(err) = check_host_port(hp) {
+                        issues.push("etcd-endpoints", &codes::WORKER_INVALID_FLAG, err);
+                    }
+                }
+                None => issues.push(
+                    "etcd-endpoints",
+                    &codes::WORKER_INVALID_FLAG,
+                    format!("`{e}` is not an http://host:port URL"),
+                ),
+            }
         }
         for j in self
             .join
@@ -160,6 +179,16 @@ impl WorkerConfig {
                 "relay-keepalive-ttl must be at least keepalive-ttl",
             );
         }
+    }
+
+    /// The etcd client URLs given directly (empty: ask the masters).
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.etcd_endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     }
 
     /// The master addresses to register with.

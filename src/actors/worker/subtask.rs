@@ -1,259 +1,230 @@
-//! SubtaskActor: one task's work on one source, its units run in DM's order by task-mode
-//! (`all` = dump → load → sync, `full` = dump → load, `dump`, `load`, `load&sync`,
-//! `incremental` = sync).
+//! SubtaskActor: one task on one source in a dm-worker. It follows the expected stage the
+//! master writes to etcd and supervises the units (DM's `SubTask` plus its task checker).
 //!
-//! Resume: every start decides from persisted state where to continue, so a killed process
-//! picks up where it was: a syncer checkpoint means the sync unit already took over; a dump
-//! directory whose `metadata` says finished is not dumped again; the loader skips files its
-//! checkpoint lists as loaded. The handover writes the syncer's first checkpoint from the
-//! dump's `metadata` (position, and for consistency `none` the safe-mode exit point) with the
-//! dump's table schemas for the schema tracker, before the dump files are removed.
+//! - Expected `Running`: a [`UnitsActor`] runs the units on an arbiter of its own. `Paused` /
+//!   `Stopped`: the units are stopped gracefully (the syncer flushes its checkpoint) and the
+//!   stage becomes `Paused` / `Stopped`. A task-mode without a sync unit that completes is
+//!   `Finished`.
+//! - A unit failure is logged with task, source, unit and error code, and the stage becomes
+//!   `Paused` with the error in the status. A resumable error ([`DmError::resumable`])
+//!   re-creates the units after [`Backoff::auto_resume`] (1 s doubling to 5 min, reset after
+//!   5 min of healthy running); each incarnation resumes from the persisted checkpoints. A
+//!   non-resumable error waits for a resume: `Running` put again (DM's `resume-task`).
+//! - Stopping (expected stage paused, subtask removed, source unbound, lease lost) takes the
+//!   units incarnation away at once, stops its arbiters and waits for their threads, so no
+//!   unit of this subtask runs once the reply is sent.
 //!
-//! Children: the SyncerActor (on an arbiter of its own), whose only strong address this actor
-//! holds. Messages in: [`StopSubtask`], [`QuerySubtaskStatus`]. The unit's outcome goes to the
-//! `exit` channel given at creation.
+//! Children: one [`UnitsActor`] at a time, whose only strong address (and arbiter) this actor
+//! holds. Messages in: [`SetExpectedStage`], [`ShutdownSubtask`], [`QuerySubtaskStatus`].
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
-use serde::Serialize;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::actors::dump::{self, DumpStatus, metadata::DumpMetadata};
-use crate::actors::load::files::DumpDir;
-use crate::actors::load::{self, LoadStatus};
-use crate::actors::syncer::{StopSyncer, SyncStatus, SyncerActor};
+use super::units::{
+    QuerySubtaskStatus, Reaper, StopSubtask, SubtaskStatus, UnitsActor, UnitsShared,
+};
+use crate::actors::Backoff;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
-use crate::sql::checkpoint::CheckpointTables;
-use crate::sql::filter::BaFilter;
-use crate::sql::schema_tracker::TableSchema;
+use crate::messages::worker::{SetExpectedStage, ShutdownSubtask};
+use crate::store::etcd::ha::Stage;
 
-/// The unit a subtask is in (DM's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Unit {
-    Dump,
-    Load,
-    Sync,
+/// Longest wait for a graceful stop (checkpoint flush) before the units are dropped.
+pub const GRACEFUL_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a stopped arbiter's thread to end.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One units incarnation: its actor, its arbiter and the arbiters its children left.
+struct UnitsRun {
+    addr: Addr<UnitsActor>,
+    arbiter: Arbiter,
+    reaper: Reaper,
 }
 
-/// What query-status shows of a subtask.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SubtaskStatus {
-    pub name: String,
-    pub source: String,
-    /// `Running`, `Finished`, `Paused` (after an error), `Stopped`.
-    pub stage: String,
-    pub unit: Option<Unit>,
-    pub dump_status: Option<DumpStatus>,
-    pub load_status: Option<LoadStatus>,
-    pub sync_status: Option<SyncStatus>,
-    pub error: Option<DmError>,
+/// Stops `run`'s arbiters and waits for their threads: first the units' own (whose teardown
+/// stops the sync unit's arbiter and hands it to the reaper), then those in the reaper.
+async fn end_run(run: UnitsRun, task: String) {
+    let UnitsRun {
+        addr: _addr,
+        arbiter,
+        reaper,
+    } = run;
+    join_arbiter(arbiter, &task).await;
+    let children: Vec<Arbiter> = reaper.lock().expect("reaper lock").drain(..).collect();
+    for a in children {
+        join_arbiter(a, &task).await;
+    }
 }
 
-/// Stops the subtask: the sync unit flushes a checkpoint first; dump and load stop where they
-/// are (both resume from their own state).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopSubtask;
-
-/// Reads the live status.
-#[derive(Debug, Message)]
-#[rtype(result = "SubtaskStatus")]
-pub struct QuerySubtaskStatus;
+async fn join_arbiter(arbiter: Arbiter, task: &str) {
+    arbiter.stop();
+    let joined = tokio::time::timeout(
+        JOIN_TIMEOUT,
+        actix_rt::task::spawn_blocking(move || arbiter.join()),
+    )
+    .await;
+    if joined.is_err() {
+        warn!(
+            task,
+            timeout_s = JOIN_TIMEOUT.as_secs(),
+            "a units thread did not end in time"
+        );
+    }
+}
 
 /// The actor.
 pub struct SubtaskActor {
     cfg: Arc<SubTaskConfig>,
     key: Option<SecretKey>,
-    dump_status: Arc<Mutex<DumpStatus>>,
-    load_status: Arc<Mutex<LoadStatus>>,
-    sync_status: Option<Arc<Mutex<SyncStatus>>>,
-    unit: Option<Unit>,
-    stage: &'static str,
+    expect: Stage,
+    stage: Stage,
     error: Option<DmError>,
-    syncer: Option<Addr<SyncerActor>>,
-    sync_arbiter: Option<Arbiter>,
-    exit: Option<oneshot::Sender<Result<(), DmError>>>,
+    backoff: Backoff,
+    run: Option<UnitsRun>,
+    shared: Arc<UnitsShared>,
+    resume: Option<SpawnHandle>,
+    /// Incarnation counter: an exit report of an older incarnation is ignored.
+    epoch: u64,
+    auto_resumes: u32,
+    stopping: bool,
+    stop_reason: &'static str,
+    /// The arbiter of an incarnation being stopped gracefully, so that an immediate stop
+    /// (lease lost) can still cut the flush short.
+    draining: Option<ArbiterHandle>,
 }
 
 impl SubtaskActor {
-    /// A subtask for `cfg` (with its source applied); `exit` learns how it ended.
-    pub fn new(
-        cfg: SubTaskConfig,
-        key: Option<SecretKey>,
-        exit: oneshot::Sender<Result<(), DmError>>,
-    ) -> Self {
+    /// A subtask for `cfg` (its source already applied) that starts in stage `expect`.
+    pub fn new(cfg: SubTaskConfig, key: Option<SecretKey>, expect: Stage) -> Self {
         Self {
             cfg: Arc::new(cfg),
             key,
-            dump_status: Arc::default(),
-            load_status: Arc::default(),
-            sync_status: None,
-            unit: None,
-            stage: "Running",
+            expect,
+            stage: Stage::New,
             error: None,
-            syncer: None,
-            sync_arbiter: None,
-            exit: Some(exit),
+            backoff: Backoff::auto_resume(),
+            run: None,
+            shared: Arc::default(),
+            resume: None,
+            epoch: 0,
+            auto_resumes: 0,
+            stopping: false,
+            stop_reason: "stopped",
+            draining: None,
         }
     }
 
-    fn finish(&mut self, result: Result<(), DmError>, ctx: &mut Context<Self>) {
-        match &result {
-            Ok(()) => {
-                self.stage = if self.stage == "Stopped" {
-                    "Stopped"
-                } else {
-                    "Finished"
-                }
-            }
-            Err(e) => {
-                self.stage = "Paused";
-                self.error = Some(e.clone());
-                warn!(task = %self.cfg.name, source = %self.cfg.source_id, unit = ?self.unit, code = e.code, error = %e.chain(), "subtask unit failed");
-            }
-        }
-        if let Some(tx) = self.exit.take() {
-            let _ = tx.send(result);
-        }
-        ctx.stop();
+    /// The config the subtask runs with.
+    pub fn config(&self) -> &SubTaskConfig {
+        &self.cfg
     }
 
-    fn start_sync(&mut self, ctx: &mut Context<Self>) {
-        self.unit = Some(Unit::Sync);
+    fn start_units(&mut self, reason: &'static str, ctx: &mut Context<Self>) {
+        if self.stopping || self.run.is_some() {
+            return;
+        }
+        self.cancel_resume(ctx);
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let restarted_after = self.error.take().map(|e| e.code);
+        self.stage = Stage::Running;
         let (tx, rx) = oneshot::channel();
-        let actor = SyncerActor::new((*self.cfg).clone(), self.key.clone(), tx);
-        self.sync_status = Some(actor.status_handle());
+        let reaper = Reaper::default();
+        let actor = UnitsActor::new((*self.cfg).clone(), self.key.clone(), tx)
+            .supervised_by("SubTask", reaper.clone());
+        self.shared = actor.status_handle();
         let arbiter = Arbiter::new();
-        self.syncer = Some(SyncerActor::start_in_arbiter(
-            &arbiter.handle(),
-            move |_| actor,
-        ));
-        self.sync_arbiter = Some(arbiter);
+        let addr = UnitsActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+        self.run = Some(UnitsRun {
+            addr,
+            arbiter,
+            reaper,
+        });
+        self.backoff.mark_started();
+        if let Some(code) = restarted_after {
+            info!(actor = "Units", parent = "SubTask", task = %self.cfg.name, source = %self.cfg.source_id, reason, code, "actor restarted");
+        }
         async move {
             rx.await
                 .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
         }
         .into_actor(self)
-        .map(|res, act, ctx| act.finish(res, ctx))
+        .map(move |res, act, ctx| act.units_exited(epoch, res, ctx))
         .spawn(ctx);
     }
-}
 
-/// Where this subtask's dump lives: `<loader dir>/<source-id>` when the subtask dumps, the
-/// configured directory itself for `load` and `load&sync` (an existing dump).
-pub fn dump_dir(cfg: &SubTaskConfig) -> PathBuf {
-    let base = PathBuf::from(&cfg.loader.dir);
-    if cfg.task_mode.dumps() {
-        base.join(&cfg.source_id)
-    } else {
-        base
-    }
-}
-
-/// What a (re)started subtask does first.
-enum Step {
-    Dump,
-    Load,
-    Sync,
-}
-
-async fn first_step(
-    cfg: &SubTaskConfig,
-    key: Option<&SecretKey>,
-    dir: &Path,
-) -> Result<Step, DmError> {
-    if cfg.task_mode.syncs() {
-        let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
-            .await
-            .map_err(|e| {
-                DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
-            })?;
-        let tables = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
-        tables.ensure(&mut conn).await?;
-        if tables
-            .load(&mut conn, cfg.syncer.worker_count.max(1) as usize)
-            .await?
-            .is_some()
-        {
-            return Ok(Step::Sync);
+    fn units_exited(&mut self, epoch: u64, res: Result<(), DmError>, ctx: &mut Context<Self>) {
+        if epoch != self.epoch {
+            return;
         }
-        if !cfg.task_mode.loads() {
-            return Ok(Step::Sync);
-        }
-    }
-    if cfg.task_mode.dumps() && !DumpMetadata::read(dir).is_ok_and(|m| m.finished.is_some()) {
-        return Ok(Step::Dump);
-    }
-    Ok(if cfg.task_mode.loads() {
-        Step::Load
-    } else {
-        Step::Sync
-    })
-}
-
-/// Writes the syncer's first checkpoint from the dump: the snapshot's position, the exit point
-/// of safe mode (consistency `none`), and the dumped tables' schemas for the tracker.
-async fn handover(cfg: &SubTaskConfig, key: Option<&SecretKey>, dir: &Path) -> Result<(), DmError> {
-    let dump = DumpDir::scan(dir)?;
-    let ba = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
-    let mut tables = Vec::new();
-    for t in dump
-        .tables
-        .iter()
-        .filter(|t| ba.allows(&t.schema, Some(&t.table)))
-    {
-        let Some(file) = &t.schema_file else { continue };
-        let parsed =
-            load::files::main_statement(file).and_then(|sql| TableSchema::from_create_table(&sql));
-        match parsed {
-            Ok(mut schema) => {
-                schema.schema = t.schema.clone();
-                schema.name = t.table.clone();
-                tables.push((
-                    t.schema.clone(),
-                    t.table.clone(),
-                    serde_json::to_string(&schema).expect("schemas serialize"),
-                ));
+        let Some(run) = self.run.take() else { return };
+        ctx.spawn(end_run(run, self.cfg.name.clone()).into_actor(self));
+        let unit = self.shared.unit().map_or("InvalidUnit", |u| u.as_str());
+        let (task, source) = (&self.cfg.name, &self.cfg.source_id);
+        match res {
+            Ok(()) => {
+                self.stage = Stage::Finished;
+                info!(task = %task, source = %source, unit, "subtask finished");
             }
-            // The tracker loads such a table from the upstream on first use instead.
             Err(e) => {
-                warn!(task = %cfg.name, table = %format!("{}.{}", t.schema, t.table), error = %e.chain(), "dumped schema not tracked")
+                self.stage = Stage::Paused;
+                if e.resumable && self.expect == Stage::Running {
+                    let delay = self.backoff.next_delay();
+                    warn!(task = %task, source = %source, unit, code = e.code, error = %e.chain(), retry_in_ms = delay.as_millis() as u64, "subtask paused by a resumable error; auto-resume scheduled");
+                    self.resume = Some(ctx.run_later(delay, |act, ctx| {
+                        act.resume = None;
+                        act.auto_resume(ctx);
+                    }));
+                } else {
+                    error!(task = %task, source = %source, unit, code = e.code, error = %e.chain(), "subtask paused by an error that is not resumable; fix the cause, then resume the task");
+                }
+                self.error = Some(e);
             }
         }
     }
-    let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
-        .await
-        .map_err(|e| {
-            DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
-        })?;
-    let cp = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
-    cp.ensure(&mut conn).await?;
-    let location = &dump.metadata.location;
-    cp.save(
-        &mut conn,
-        location,
-        &tables,
-        cfg.syncer.worker_count.max(1) as usize,
-        dump.metadata.after.as_ref(),
-    )
-    .await?;
-    load::clear_checkpoint(&mut conn, cfg).await?;
-    info!(task = %cfg.name, source = %cfg.source_id, location = %location, tables = tables.len(), "load handed over to sync");
-    Ok(())
-}
 
-/// Removes the dump directory after the handover (`clean-dump-file`).
-fn clean(cfg: &SubTaskConfig, dir: &Path) {
-    if cfg.clean_dump_file && cfg.task_mode.dumps() && dir.exists() {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => info!(task = %cfg.name, dir = %dir.display(), "dump files removed"),
-            Err(e) => {
-                warn!(task = %cfg.name, dir = %dir.display(), error = %e, "removing dump files failed")
+    fn auto_resume(&mut self, ctx: &mut Context<Self>) {
+        if self.expect == Stage::Running && self.run.is_none() && self.stage == Stage::Paused {
+            self.auto_resumes += 1;
+            self.start_units("auto-resume", ctx);
+        }
+    }
+
+    fn cancel_resume(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.resume.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    /// Takes the units away now; the future waits until their threads ended. Without
+    /// `graceful` the arbiters are stopped before this returns.
+    fn stop_units(&mut self, graceful: bool) -> impl Future<Output = ()> + 'static {
+        let run = self.run.take();
+        let task = self.cfg.name.clone();
+        if !graceful {
+            if let Some(h) = self.draining.take() {
+                h.stop();
             }
+            if let Some(r) = &run {
+                r.arbiter.stop();
+            }
+        } else if let Some(r) = &run {
+            self.draining = Some(r.arbiter.handle());
+        }
+        async move {
+            let Some(run) = run else { return };
+            if graceful
+                && tokio::time::timeout(GRACEFUL_STOP_TIMEOUT, run.addr.send(StopSubtask))
+                    .await
+                    .is_err()
+            {
+                warn!(task = %task, timeout_s = GRACEFUL_STOP_TIMEOUT.as_secs(), "graceful stop timed out; dropping the units");
+            }
+            end_run(run, task).await;
         }
     }
 }
@@ -262,95 +233,82 @@ impl Actor for SubtaskActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        info!(actor = "SubTask", parent = "SourceWorker", task = %self.cfg.name, source = %self.cfg.source_id, mode = self.cfg.task_mode.as_str(), "actor started");
-        let (cfg, key) = (self.cfg.clone(), self.key.clone());
-        let (dump_status, load_status) = (self.dump_status.clone(), self.load_status.clone());
-        let addr = ctx.address();
-        async move {
-            let dir = dump_dir(&cfg);
-            let mut step = first_step(&cfg, key.as_ref(), &dir).await?;
-            if let Step::Dump = step {
-                addr.do_send(UnitChanged(Unit::Dump));
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    DmError::new(
-                        &codes::DUMP_WRITE_FILE,
-                        format!("cannot create `{}`", dir.display()),
-                    )
-                    .with_cause(e)
-                })?;
-                dump::run_dump(&cfg, key.as_ref(), &dir, dump_status).await?;
-                step = if cfg.task_mode.loads() {
-                    Step::Load
-                } else {
-                    return Ok(false);
-                };
-            }
-            if let Step::Load = step {
-                addr.do_send(UnitChanged(Unit::Load));
-                load::run_load(&cfg, key.as_ref(), &dir, load_status).await?;
-                if !cfg.task_mode.syncs() {
-                    return Ok(false);
-                }
-                handover(&cfg, key.as_ref(), &dir).await?;
-            }
-            clean(&cfg, &dir);
-            Ok(cfg.task_mode.syncs())
+        info!(actor = "SubTask", parent = "SourceWorker", task = %self.cfg.name, source = %self.cfg.source_id, mode = self.cfg.task_mode.as_str(), expect = self.expect.as_str(), reason = "subtask in etcd", "actor started");
+        match self.expect {
+            Stage::Running => self.start_units("expected stage Running", ctx),
+            s => self.stage = s,
         }
-        .into_actor(self)
-        .map(|res: Result<bool, DmError>, act, ctx| match res {
-            Ok(true) => act.start_sync(ctx),
-            Ok(false) => act.finish(Ok(()), ctx),
-            Err(e) => act.finish(Err(e), ctx),
-        })
-        .spawn(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(a) = self.sync_arbiter.take() {
-            a.stop();
+        // Normally the units are gone already (ShutdownSubtask); if this actor is dropped with
+        // its arbiter, its units must not outlive it.
+        if let Some(run) = self.run.take() {
+            run.arbiter.stop();
         }
-        info!(actor = "SubTask", parent = "SourceWorker", task = %self.cfg.name, source = %self.cfg.source_id, reason = self.stage, "actor stopped");
+        info!(actor = "SubTask", parent = "SourceWorker", task = %self.cfg.name, source = %self.cfg.source_id, reason = self.stop_reason, "actor stopped");
     }
 }
 
-/// Internal: the running unit changed.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct UnitChanged(Unit);
-
-impl Handler<UnitChanged> for SubtaskActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: UnitChanged, _: &mut Context<Self>) {
-        info!(task = %self.cfg.name, source = %self.cfg.source_id, unit = ?msg.0, "unit started");
-        self.unit = Some(msg.0);
-    }
-}
-
-impl Handler<StopSubtask> for SubtaskActor {
+impl Handler<SetExpectedStage> for SubtaskActor {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: StopSubtask, _: &mut Context<Self>) -> Self::Result {
-        self.stage = "Stopped";
-        let syncer = self.syncer.clone();
-        Box::pin(
-            async move {
-                match syncer {
-                    Some(s) => match s.send(StopSyncer).await {
-                        Ok(Ok(at)) => Ok(Some(at)),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Ok(None),
-                    },
-                    None => Ok(None),
+    fn handle(&mut self, msg: SetExpectedStage, ctx: &mut Context<Self>) -> Self::Result {
+        let (task, source) = (&self.cfg.name, &self.cfg.source_id);
+        info!(task = %task, source = %source, expect = msg.stage.as_str(), stage = self.stage.as_str(), "expected stage");
+        self.expect = msg.stage;
+        match msg.stage {
+            Stage::Running => {
+                if self.run.is_none() && self.stage != Stage::Finished {
+                    let reason = if self.error.is_some() {
+                        "resume"
+                    } else {
+                        "expected stage Running"
+                    };
+                    self.start_units(reason, ctx);
                 }
+                Box::pin(fut::ready(()))
             }
-            .into_actor(self)
-            .map(|res, act, ctx| {
-                if let Ok(Some(at)) = &res {
-                    info!(task = %act.cfg.name, location = %at, "sync stopped at a flushed checkpoint");
+            Stage::Paused | Stage::Stopped => {
+                self.cancel_resume(ctx);
+                let was_running = self.run.is_some();
+                if !was_running && self.stage != Stage::Finished {
+                    self.stage = msg.stage;
                 }
-                act.finish(res.map(|_| ()), ctx);
-            }),
+                // A running subtask shows the new stage once its units really stopped.
+                Box::pin(
+                    self.stop_units(true)
+                        .into_actor(self)
+                        .map(move |(), act, _| {
+                            act.draining = None;
+                            if was_running && act.run.is_none() && act.stage != Stage::Finished {
+                                act.stage = msg.stage;
+                            }
+                        }),
+                )
+            }
+            other => {
+                warn!(task = %task, source = %source, expect = other.as_str(), "expected stage ignored");
+                Box::pin(fut::ready(()))
+            }
+        }
+    }
+}
+
+impl Handler<ShutdownSubtask> for SubtaskActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: ShutdownSubtask, ctx: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        self.stop_reason = msg.reason;
+        self.cancel_resume(ctx);
+        if self.stage == Stage::Running {
+            self.stage = Stage::Stopped;
+        }
+        Box::pin(
+            self.stop_units(msg.graceful)
+                .into_actor(self)
+                .map(|(), _, ctx| ctx.stop()),
         )
     }
 }
@@ -359,20 +317,15 @@ impl Handler<QuerySubtaskStatus> for SubtaskActor {
     type Result = MessageResult<QuerySubtaskStatus>;
 
     fn handle(&mut self, _: QuerySubtaskStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(SubtaskStatus {
+        let mut st = SubtaskStatus {
             name: self.cfg.name.clone(),
             source: self.cfg.source_id.clone(),
-            stage: self.stage.to_string(),
-            unit: self.unit,
-            dump_status: (self.cfg.task_mode.dumps())
-                .then(|| self.dump_status.lock().expect("status lock").clone()),
-            load_status: (self.cfg.task_mode.loads())
-                .then(|| self.load_status.lock().expect("status lock").clone()),
-            sync_status: self
-                .sync_status
-                .as_ref()
-                .map(|s| s.lock().expect("status lock").snapshot()),
+            stage: self.stage.as_str().to_string(),
             error: self.error.clone(),
-        })
+            auto_resumes: self.auto_resumes,
+            ..Default::default()
+        };
+        self.shared.fill(&self.cfg, &mut st);
+        MessageResult(st)
     }
 }

@@ -1,0 +1,466 @@
+//! UnitsActor: one incarnation of a subtask's units, run once in DM's order by task-mode
+//! (`all` = dump → load → sync, `full` = dump → load, `dump`, `load`, `load&sync`,
+//! `incremental` = sync). It ends at the first error or when the units are done; re-running
+//! is its parent's decision (the [`super::subtask::SubtaskActor`] re-creates it for DM's
+//! auto-resume; `dm-migrate` runs it once).
+//!
+//! Resume: every start decides from persisted state where to continue, so a killed process
+//! picks up where it was: a syncer checkpoint means the sync unit already took over; a dump
+//! directory whose `metadata` says finished is not dumped again; the loader skips files its
+//! checkpoint lists as loaded. The handover writes the syncer's first checkpoint from the
+//! dump's `metadata` (position, and for consistency `none` the safe-mode exit point) with the
+//! dump's table schemas for the schema tracker, before the dump files are removed.
+//!
+//! Children: the SyncerActor (on an arbiter of its own), whose only strong address this actor
+//! holds. When this actor stops, the sync arbiter is stopped and handed to the `reaper` (if
+//! any) so that the parent can wait for the thread to end. Messages in: [`StopSubtask`],
+//! [`QuerySubtaskStatus`]. The outcome goes to the `exit` channel given at creation; the live
+//! status is in [`UnitsShared`], readable after the actor ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::actors::dump::{self, DumpStatus, metadata::DumpMetadata};
+use crate::actors::load::files::DumpDir;
+use crate::actors::load::{self, LoadStatus};
+use crate::actors::syncer::{StopSyncer, SyncStatus, SyncerActor};
+use crate::config::{SecretKey, SubTaskConfig};
+use crate::error::{DmError, codes};
+use crate::sql::checkpoint::CheckpointTables;
+use crate::sql::filter::BaFilter;
+use crate::sql::schema_tracker::TableSchema;
+
+/// The unit a subtask is in (DM's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Unit {
+    Dump,
+    Load,
+    Sync,
+}
+
+impl Unit {
+    /// DM's unit name (`Dump`, `Load`, `Sync`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Dump => "Dump",
+            Unit::Load => "Load",
+            Unit::Sync => "Sync",
+        }
+    }
+}
+
+/// What query-status shows of a subtask.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SubtaskStatus {
+    pub name: String,
+    pub source: String,
+    /// `New`, `Running`, `Paused` (by request or after an error), `Stopped`, `Finished`.
+    pub stage: String,
+    pub unit: Option<Unit>,
+    pub dump_status: Option<DumpStatus>,
+    pub load_status: Option<LoadStatus>,
+    pub sync_status: Option<SyncStatus>,
+    pub error: Option<DmError>,
+    /// Automatic restarts after resumable errors since the subtask was created.
+    pub auto_resumes: u32,
+}
+
+/// Stops the units: the sync unit flushes a checkpoint first; dump and load stop where they
+/// are (both resume from their own state).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopSubtask;
+
+/// Reads the live status.
+#[derive(Debug, Message)]
+#[rtype(result = "SubtaskStatus")]
+pub struct QuerySubtaskStatus;
+
+/// The live status of one units incarnation, shared with the parent (which keeps reading it
+/// after the incarnation ended, e.g. the sync position of a paused subtask).
+#[derive(Debug, Default)]
+pub struct UnitsShared {
+    unit: Mutex<Option<Unit>>,
+    dump: Arc<Mutex<DumpStatus>>,
+    load: Arc<Mutex<LoadStatus>>,
+    sync: Mutex<Option<Arc<Mutex<SyncStatus>>>>,
+}
+
+impl UnitsShared {
+    /// The unit running (or last run).
+    pub fn unit(&self) -> Option<Unit> {
+        *self.unit.lock().expect("status lock")
+    }
+
+    /// Fills the unit and per-unit views of `st` (dump/load only for modes that have them).
+    pub fn fill(&self, cfg: &SubTaskConfig, st: &mut SubtaskStatus) {
+        st.unit = self.unit();
+        st.dump_status = cfg
+            .task_mode
+            .dumps()
+            .then(|| self.dump.lock().expect("status lock").clone());
+        st.load_status = cfg
+            .task_mode
+            .loads()
+            .then(|| self.load.lock().expect("status lock").clone());
+        st.sync_status = self
+            .sync
+            .lock()
+            .expect("status lock")
+            .as_ref()
+            .map(|s| s.lock().expect("status lock").snapshot());
+    }
+
+    fn set_unit(&self, unit: Unit) {
+        *self.unit.lock().expect("status lock") = Some(unit);
+    }
+}
+
+/// Arbiters of stopped children, handed to the parent so that it can wait for their threads.
+pub type Reaper = Arc<Mutex<Vec<Arbiter>>>;
+
+/// The actor.
+pub struct UnitsActor {
+    cfg: Arc<SubTaskConfig>,
+    key: Option<SecretKey>,
+    parent: &'static str,
+    status: Arc<UnitsShared>,
+    stage: &'static str,
+    error: Option<DmError>,
+    syncer: Option<Addr<SyncerActor>>,
+    sync_arbiter: Option<Arbiter>,
+    reaper: Option<Reaper>,
+    exit: Option<oneshot::Sender<Result<(), DmError>>>,
+}
+
+impl UnitsActor {
+    /// Units for `cfg` (with its source applied); `exit` learns how they ended.
+    pub fn new(
+        cfg: SubTaskConfig,
+        key: Option<SecretKey>,
+        exit: oneshot::Sender<Result<(), DmError>>,
+    ) -> Self {
+        Self {
+            cfg: Arc::new(cfg),
+            key,
+            parent: "dm-migrate",
+            status: Arc::default(),
+            stage: "Running",
+            error: None,
+            syncer: None,
+            sync_arbiter: None,
+            reaper: None,
+            exit: Some(exit),
+        }
+    }
+
+    /// Names the parent in supervisor logs, and gives it the arbiters of stopped children.
+    pub fn supervised_by(mut self, parent: &'static str, reaper: Reaper) -> Self {
+        self.parent = parent;
+        self.reaper = Some(reaper);
+        self
+    }
+
+    /// A handle on the live status.
+    pub fn status_handle(&self) -> Arc<UnitsShared> {
+        self.status.clone()
+    }
+
+    fn finish(&mut self, result: Result<(), DmError>, ctx: &mut Context<Self>) {
+        match &result {
+            Ok(()) => {
+                self.stage = if self.stage == "Stopped" {
+                    "Stopped"
+                } else {
+                    "Finished"
+                }
+            }
+            Err(e) => {
+                self.stage = "Paused";
+                self.error = Some(e.clone());
+                warn!(task = %self.cfg.name, source = %self.cfg.source_id, unit = ?self.status.unit(), code = e.code, error = %e.chain(), "subtask unit failed");
+            }
+        }
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(result);
+        }
+        ctx.stop();
+    }
+
+    fn start_sync(&mut self, ctx: &mut Context<Self>) {
+        self.status.set_unit(Unit::Sync);
+        let (tx, rx) = oneshot::channel();
+        let actor = SyncerActor::new((*self.cfg).clone(), self.key.clone(), tx);
+        *self.status.sync.lock().expect("status lock") = Some(actor.status_handle());
+        let arbiter = Arbiter::new();
+        self.syncer = Some(SyncerActor::start_in_arbiter(
+            &arbiter.handle(),
+            move |_| actor,
+        ));
+        self.sync_arbiter = Some(arbiter);
+        async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
+        }
+        .into_actor(self)
+        .map(|res, act, ctx| {
+            // During a stop the StopSubtask handler finishes, once the syncer answered.
+            if act.stage != "Stopped" {
+                act.finish(res, ctx)
+            }
+        })
+        .spawn(ctx);
+    }
+}
+
+/// Where this subtask's dump lives: `<loader dir>/<source-id>` when the subtask dumps, the
+/// configured directory itself for `load` and `load&sync` (an existing dump).
+pub fn dump_dir(cfg: &SubTaskConfig) -> PathBuf {
+    let base = PathBuf::from(&cfg.loader.dir);
+    if cfg.task_mode.dumps() {
+        base.join(&cfg.source_id)
+    } else {
+        base
+    }
+}
+
+/// What a (re)started subtask does first.
+enum Step {
+    Dump,
+    Load,
+    Sync,
+}
+
+async fn first_step(
+    cfg: &SubTaskConfig,
+    key: Option<&SecretKey>,
+    dir: &Path,
+) -> Result<Step, DmError> {
+    if cfg.task_mode.syncs() {
+        let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
+            .await
+            .map_err(|e| {
+                DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
+            })?;
+        let tables = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
+        tables.ensure(&mut conn).await?;
+        if tables
+            .load(&mut conn, cfg.syncer.worker_count.max(1) as usize)
+            .await?
+            .is_some()
+        {
+            return Ok(Step::Sync);
+        }
+        if !cfg.task_mode.loads() {
+            return Ok(Step::Sync);
+        }
+    }
+    if cfg.task_mode.dumps() && !DumpMetadata::read(dir).is_ok_and(|m| m.finished.is_some()) {
+        return Ok(Step::Dump);
+    }
+    Ok(if cfg.task_mode.loads() {
+        Step::Load
+    } else {
+        Step::Sync
+    })
+}
+
+/// Writes the syncer's first checkpoint from the dump: the snapshot's position, the exit point
+/// of safe mode (consistency `none`), and the dumped tables' schemas for the tracker.
+async fn handover(cfg: &SubTaskConfig, key: Option<&SecretKey>, dir: &Path) -> Result<(), DmError> {
+    let dump = DumpDir::scan(dir)?;
+    let ba = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
+    let mut tables = Vec::new();
+    for t in dump
+        .tables
+        .iter()
+        .filter(|t| ba.allows(&t.schema, Some(&t.table)))
+    {
+        let Some(file) = &t.schema_file else { continue };
+        let parsed =
+            load::files::main_statement(file).and_then(|sql| TableSchema::from_create_table(&sql));
+        match parsed {
+            Ok(mut schema) => {
+                schema.schema = t.schema.clone();
+                schema.name = t.table.clone();
+                tables.push((
+                    t.schema.clone(),
+                    t.table.clone(),
+                    serde_json::to_string(&schema).expect("schemas serialize"),
+                ));
+            }
+            // The tracker loads such a table from the upstream on first use instead.
+            Err(e) => {
+                warn!(task = %cfg.name, table = %format!("{}.{}", t.schema, t.table), error = %e.chain(), "dumped schema not tracked")
+            }
+        }
+    }
+    let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
+        .await
+        .map_err(|e| {
+            DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
+        })?;
+    let cp = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
+    cp.ensure(&mut conn).await?;
+    let location = &dump.metadata.location;
+    cp.save(
+        &mut conn,
+        location,
+        &tables,
+        cfg.syncer.worker_count.max(1) as usize,
+        dump.metadata.after.as_ref(),
+    )
+    .await?;
+    load::clear_checkpoint(&mut conn, cfg).await?;
+    info!(task = %cfg.name, source = %cfg.source_id, location = %location, tables = tables.len(), "load handed over to sync");
+    Ok(())
+}
+
+/// Removes the dump directory after the handover (`clean-dump-file`).
+fn clean(cfg: &SubTaskConfig, dir: &Path) {
+    if cfg.clean_dump_file && cfg.task_mode.dumps() && dir.exists() {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => info!(task = %cfg.name, dir = %dir.display(), "dump files removed"),
+            Err(e) => {
+                warn!(task = %cfg.name, dir = %dir.display(), error = %e, "removing dump files failed")
+            }
+        }
+    }
+}
+
+impl Actor for UnitsActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        info!(actor = "Units", parent = self.parent, task = %self.cfg.name, source = %self.cfg.source_id, mode = self.cfg.task_mode.as_str(), reason = "start units", "actor started");
+        let (cfg, key) = (self.cfg.clone(), self.key.clone());
+        let (dump_status, load_status) = (self.status.dump.clone(), self.status.load.clone());
+        let addr = ctx.address();
+        async move {
+            let dir = dump_dir(&cfg);
+            let mut step = first_step(&cfg, key.as_ref(), &dir).await?;
+            if let Step::Dump = step {
+                addr.do_send(UnitChanged(Unit::Dump));
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    DmError::new(
+                        &codes::DUMP_WRITE_FILE,
+                        format!("cannot create `{}`", dir.display()),
+                    )
+                    .with_cause(e)
+                })?;
+                dump::run_dump(&cfg, key.as_ref(), &dir, dump_status).await?;
+                step = if cfg.task_mode.loads() {
+                    Step::Load
+                } else {
+                    return Ok(false);
+                };
+            }
+            if let Step::Load = step {
+                addr.do_send(UnitChanged(Unit::Load));
+                load::run_load(&cfg, key.as_ref(), &dir, load_status).await?;
+                if !cfg.task_mode.syncs() {
+                    return Ok(false);
+                }
+                handover(&cfg, key.as_ref(), &dir).await?;
+            }
+            clean(&cfg, &dir);
+            Ok(cfg.task_mode.syncs())
+        }
+        .into_actor(self)
+        .map(|res: Result<bool, DmError>, act, ctx| match res {
+            Ok(true) => act.start_sync(ctx),
+            Ok(false) => act.finish(Ok(()), ctx),
+            Err(e) => act.finish(Err(e), ctx),
+        })
+        .spawn(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.release_sync_arbiter();
+        let code = self.error.as_ref().map(|e| e.code);
+        info!(actor = "Units", parent = self.parent, task = %self.cfg.name, source = %self.cfg.source_id, reason = self.stage, code, "actor stopped");
+    }
+}
+
+impl UnitsActor {
+    /// Stops the sync unit's arbiter and hands it to the reaper (idempotent).
+    fn release_sync_arbiter(&mut self) {
+        if let Some(a) = self.sync_arbiter.take() {
+            a.stop();
+            if let Some(r) = &self.reaper {
+                r.lock().expect("reaper lock").push(a);
+            }
+        }
+    }
+}
+
+// NOTE: an actor dropped with its arbiter may skip `stopped()`; an arbiter that is dropped
+// without `stop()` keeps its thread, so the drop releases it too.
+impl Drop for UnitsActor {
+    fn drop(&mut self) {
+        self.release_sync_arbiter();
+    }
+}
+
+/// Internal: the running unit changed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct UnitChanged(Unit);
+
+impl Handler<UnitChanged> for UnitsActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnitChanged, _: &mut Context<Self>) {
+        info!(task = %self.cfg.name, source = %self.cfg.source_id, unit = ?msg.0, "unit started");
+        self.status.set_unit(msg.0);
+    }
+}
+
+impl Handler<StopSubtask> for UnitsActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: StopSubtask, _: &mut Context<Self>) -> Self::Result {
+        self.stage = "Stopped";
+        let syncer = self.syncer.clone();
+        Box::pin(
+            async move {
+                match syncer {
+                    Some(s) => match s.send(StopSyncer).await {
+                        Ok(Ok(at)) => Ok(Some(at)),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Ok(None),
+                    },
+                    None => Ok(None),
+                }
+            }
+            .into_actor(self)
+            .map(|res, act, ctx| {
+                if let Ok(Some(at)) = &res {
+                    info!(task = %act.cfg.name, location = %at, "sync stopped at a flushed checkpoint");
+                }
+                act.finish(res.map(|_| ()), ctx);
+            }),
+        )
+    }
+}
+
+impl Handler<QuerySubtaskStatus> for UnitsActor {
+    type Result = MessageResult<QuerySubtaskStatus>;
+
+    fn handle(&mut self, _: QuerySubtaskStatus, _: &mut Context<Self>) -> Self::Result {
+        let mut st = SubtaskStatus {
+            name: self.cfg.name.clone(),
+            source: self.cfg.source_id.clone(),
+            stage: self.stage.to_string(),
+            error: self.error.clone(),
+            ..Default::default()
+        };
+        self.status.fill(&self.cfg, &mut st);
+        MessageResult(st)
+    }
+}

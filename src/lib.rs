@@ -14,6 +14,7 @@ pub mod actors;
 pub mod api;
 pub mod binlog;
 pub mod config;
+pub mod ctl;
 pub mod error;
 pub mod messages;
 pub mod metrics;

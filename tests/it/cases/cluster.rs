@@ -1,1 +1,622 @@
-//! Integration tests: cluster (being written).
+//! End to end through the binaries: dm-master(s) with their etcd members, dm-workers and dmctl,
+//! migrating the shared MariaDB upstream into the shared downstream.
+//!
+//! - `task_lifecycle_through_dmctl`: operate-source, start-task (all), query-status through the
+//!   units to Sync, pause (no rows arrive), resume (they arrive), stop (nothing runs any more).
+//! - `leader_failover_keeps_replication_and_dmctl_working`: 3 masters, kill -9 the leader.
+//! - `worker_failover_rebinds_source_and_resumes_from_checkpoint`: kill -9 the bound worker.
+//! - `bad_tasks_are_rejected_with_codes_and_leave_etcd_unchanged`: dmctl and the OpenAPI.
+//!
+//! Cluster tests run one at a time (`serial`): elections and keepalives on a loaded 2-core
+//! machine must not be starved by another cluster.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::cluster::{
+    CTL_POLL, Cluster, ClusterSpec, CtlOut, Migration, Writer, assert_stays, dmctl_at,
+    eventually_ctl, eventually_some, leader_at, serial,
+};
+use crate::harness::shared_downstream;
+
+/// Tables with a primary key: `id` auto-increment, `v`, `pad`.
+async fn create_keyed(m: &Migration, table: &str, rows: u32) {
+    m.up.exec(&format!(
+        "CREATE TABLE `{table}` (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(40) NOT NULL DEFAULT '');
+         INSERT INTO `{table}` (v, pad) SELECT seq, REPEAT(CHAR(97 + seq % 26), 30) FROM seq_1_to_{rows}"
+    ))
+    .await;
+}
+
+/// A table without any key (rows may repeat): replay must neither lose nor double them.
+async fn create_keyless(m: &Migration, table: &str, rows: u32) {
+    m.up.exec(&format!(
+        "CREATE TABLE `{table}` (id INT NULL, v INT NOT NULL);
+         INSERT INTO `{table}` (id, v) SELECT seq % 7, seq % 3 FROM seq_1_to_{rows}"
+    ))
+    .await;
+}
+
+/// The subtask statuses of `task` in a query-status answer.
+fn subtasks(json: &Value) -> Vec<Value> {
+    json["sources"]
+        .as_array()
+        .map(|sources| {
+            sources
+                .iter()
+                .filter_map(|s| s["subTaskStatus"].as_array())
+                .flatten()
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a query-status answer has subtasks, all in `stage` and `unit`, with binlog positions
+/// when in Sync.
+fn all_in(json: &Value, stage: &str, unit: &str) -> bool {
+    let subs = subtasks(json);
+    json["result"] == true
+        && !subs.is_empty()
+        && subs.iter().all(|s| {
+            s["stage"] == stage
+                && s["unit"] == unit
+                && (unit != "Sync"
+                    || (s["sync"]["masterBinlog"]
+                        .as_str()
+                        .is_some_and(|b| !b.is_empty())
+                        && s["sync"]["syncerBinlog"]
+                            .as_str()
+                            .is_some_and(|b| !b.is_empty())))
+        })
+}
+
+async fn task_is(cluster: &Cluster, task: &str, stage: &str, unit: &str) -> bool {
+    all_in(
+        &cluster.dmctl(&["query-status", task]).await.json,
+        stage,
+        unit,
+    )
+}
+
+async fn wait_task(cluster: &Cluster, task: &str, stage: &str, unit: &str, timeout: Duration) {
+    let what = format!("task {task} {stage} in unit {unit}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = cluster.dmctl(&["query-status", task]).await;
+        if all_in(&out.json, stage, unit) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}:\n{out}"
+        );
+        tokio::time::sleep(CTL_POLL).await;
+    }
+}
+
+fn assert_ok(out: &CtlOut, what: &str) {
+    assert!(out.ok() && out.code == 0, "{what}: {out}");
+}
+
+/// `COUNT(*)` of `db.table` on the downstream (0 when the table does not exist yet).
+async fn down_count(db: &str, table: &str) -> u64 {
+    let rows = shared_downstream()
+        .query_rows(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name = '{table}'"
+        ))
+        .await;
+    if rows.first().and_then(|r| r.get::<u64, _>(0)).unwrap_or(0) == 0 {
+        return 0;
+    }
+    shared_downstream()
+        .query_rows(&format!("SELECT COUNT(*) FROM `{db}`.`{table}`"))
+        .await
+        .first()
+        .and_then(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// Creates the migration's source and starts its task; returns after the task is in Sync.
+async fn create_source_and_start(cluster: &Cluster, m: &Migration) -> BTreeSet<String> {
+    let out = cluster
+        .dmctl(&["operate-source", "create", &m.source_file])
+        .await;
+    assert_ok(&out, "operate-source create");
+    assert_eq!(
+        out.json["sources"][0]["source"],
+        m.source_id.as_str(),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains("password: \""),
+        "no password is echoed: {out}"
+    );
+    let out = cluster.dmctl(&["start-task", &m.task_file]).await;
+    assert_ok(&out, "start-task");
+    // Record the units query-status reports on the way to Sync.
+    let mut units = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = cluster.dmctl(&["query-status", &m.task_name]).await;
+        for s in subtasks(&out.json) {
+            if let Some(u) = s["unit"].as_str() {
+                units.insert(u.to_string());
+            }
+        }
+        if all_in(&out.json, "Running", "Sync") {
+            return units;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task never reached Sync (units seen {units:?}):\n{out}"
+        );
+        tokio::time::sleep(CTL_POLL / 2).await;
+    }
+}
+
+#[tokio::test]
+async fn task_lifecycle_through_dmctl() {
+    let _one_cluster_at_a_time = serial().await;
+    let cluster = Cluster::start(ClusterSpec::default()).await;
+    let m = Migration::new(&cluster, "cl_life", "all").await;
+    create_keyed(&m, "t1", 20_000).await;
+    create_keyed(&m, "t2", 500).await;
+    let writer = Writer::start(m.db(), &["t1", "t2"]);
+    let units = create_source_and_start(&cluster, &m).await;
+    eprintln!("units seen by query-status before Sync: {units:?}");
+    assert!(
+        units.contains("Load") || units.contains("Dump"),
+        "query-status showed the full-migration units before Sync: {units:?}"
+    );
+    assert_eq!(
+        cluster.bound_worker(&m.source_id).await.as_deref(),
+        Some("w1")
+    );
+    let rounds = writer.stop().await;
+    assert!(rounds > 0);
+    m.wait_converged(&cluster, &["t1", "t2"], Duration::from_secs(60))
+        .await;
+
+    // The bare query-status is DM's task summary.
+    let out = cluster.dmctl(&["query-status"]).await;
+    assert_ok(&out, "query-status");
+    let task = out.json["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["taskName"] == m.task_name.as_str()))
+        .unwrap_or_else(|| panic!("task listed: {out}"));
+    assert_eq!(task["taskStatus"], "Running", "{out}");
+    assert_eq!(task["sources"][0], m.source_id.as_str(), "{out}");
+
+    // `-s` limits query-status to a source; `operate-source show` lists the source.
+    let out = cluster
+        .dmctl(&["query-status", "-s", &m.source_id, &m.task_name])
+        .await;
+    assert!(all_in(&out.json, "Running", "Sync"), "{out}");
+    let out = cluster.dmctl(&["operate-source", "show"]).await;
+    assert_ok(&out, "operate-source show");
+    assert_eq!(
+        out.json["sources"][0]["source"],
+        m.source_id.as_str(),
+        "{out}"
+    );
+
+    // Pause every task of the source (no task name): the stage is Paused and new rows stay
+    // upstream.
+    let out = cluster.dmctl(&["pause-task", "-s", &m.source_id]).await;
+    assert_ok(&out, "pause-task -s");
+    assert_eq!(out.json["tasks"][0]["task"], m.task_name.as_str(), "{out}");
+    assert_eq!(out.json["tasks"][0]["op"], "Pause", "{out}");
+    eventually_ctl(Duration::from_secs(20), "task Paused", || {
+        let cluster = &cluster;
+        let task = &m.task_name;
+        async move {
+            let out = cluster.dmctl(&["query-status", task]).await;
+            let subs = subtasks(&out.json);
+            !subs.is_empty() && subs.iter().all(|s| s["stage"] == "Paused")
+        }
+    })
+    .await;
+    let before = down_count(m.db(), "t2").await;
+    m.up.exec("INSERT INTO t2 (v) SELECT seq FROM seq_1_to_25")
+        .await;
+    assert_stays(
+        Duration::from_secs(3),
+        "no row arrives while paused",
+        || async { down_count(m.db(), "t2").await == before },
+    )
+    .await;
+
+    // Resume (by task file): they arrive.
+    assert_ok(
+        &cluster.dmctl(&["resume-task", &m.task_file]).await,
+        "resume-task",
+    );
+    wait_task(
+        &cluster,
+        &m.task_name,
+        "Running",
+        "Sync",
+        Duration::from_secs(30),
+    )
+    .await;
+    m.wait_converged(&cluster, &["t1", "t2"], Duration::from_secs(30))
+        .await;
+
+    // Stop: the task is gone and no syncer runs. Before, the worker's own status lists it.
+    let w1 = cluster.worker("w1");
+    let own = w1
+        .internal_status()
+        .await
+        .expect("worker /internal/v1/status");
+    assert!(
+        own["result"] == true
+            && own["subTaskStatus"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().any(|s| s["name"] == m.task_name.as_str())),
+        "the worker runs the subtask before stop-task: {own}"
+    );
+    assert_ok(
+        &cluster.dmctl(&["stop-task", &m.task_name]).await,
+        "stop-task",
+    );
+    eventually_ctl(
+        Duration::from_secs(20),
+        "query-status says the task does not exist",
+        || async {
+            let out = cluster.dmctl(&["query-status", &m.task_name]).await;
+            !out.ok() && out.code == 1 && subtasks(&out.json).is_empty()
+        },
+    )
+    .await;
+    eventually_ctl(
+        Duration::from_secs(20),
+        "the worker lists no subtask",
+        || async {
+            w1.internal_status().await.is_some_and(|s| {
+                s["result"] == true
+                    && s["subTaskStatus"]
+                        .as_array()
+                        .is_none_or(|subs| subs.is_empty())
+            })
+        },
+    )
+    .await;
+    let before = down_count(m.db(), "t2").await;
+    m.up.exec("INSERT INTO t2 (v) SELECT seq FROM seq_1_to_25")
+        .await;
+    assert_stays(
+        Duration::from_secs(3),
+        "no row arrives after stop-task",
+        || async { down_count(m.db(), "t2").await == before },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn leader_failover_keeps_replication_and_dmctl_working() {
+    let _one_cluster_at_a_time = serial().await;
+    let mut cluster = Cluster::start(ClusterSpec {
+        masters: 3,
+        workers: 2,
+        keepalive_ttl: 10,
+    })
+    .await;
+    let m = Migration::new(&cluster, "cl_ha", "all").await;
+    create_keyed(&m, "t1", 1000).await;
+    create_source_and_start(&cluster, &m).await;
+    let writer = Writer::start(m.db(), &["t1"]);
+
+    let old = cluster
+        .leader()
+        .await
+        .expect("list-member --leader names one");
+    cluster.kill9_master(&old);
+    let killed = Instant::now();
+    let live: Vec<String> = cluster
+        .live_masters()
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect();
+    assert_eq!(live.len(), 2);
+    let new_leader = eventually_some(
+        Duration::from_secs(10),
+        "a new leader named by the surviving masters",
+        || {
+            let (live, old) = (&live, &old);
+            async move {
+                for addr in live {
+                    if let Some(l) = leader_at(addr).await.filter(|l| l != old) {
+                        return Some(l);
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "leader {old} killed; {new_leader} elected after {:?}",
+        killed.elapsed()
+    );
+
+    // dmctl works through each live master alone.
+    for addr in &live {
+        eventually_ctl(
+            Duration::from_secs(20),
+            &format!("query-status through {addr}"),
+            || {
+                let task = &m.task_name;
+                async move {
+                    let out = dmctl_at(addr, &["query-status", task]).await;
+                    out.ok() && !subtasks(&out.json).is_empty()
+                }
+            },
+        )
+        .await;
+        let leader = leader_at(addr).await;
+        assert_eq!(leader.as_deref(), Some(new_leader.as_str()), "via {addr}");
+    }
+    // Rows written after the kill arrive.
+    m.up.exec("INSERT INTO t1 (v) SELECT seq FROM seq_1_to_50")
+        .await;
+    writer.stop().await;
+    m.wait_converged(&cluster, &["t1"], Duration::from_secs(60))
+        .await;
+    assert!(
+        task_is(&cluster, &m.task_name, "Running", "Sync").await,
+        "replication still runs"
+    );
+}
+
+#[tokio::test]
+async fn worker_failover_rebinds_source_and_resumes_from_checkpoint() {
+    let _one_cluster_at_a_time = serial().await;
+    let mut cluster = Cluster::start(ClusterSpec {
+        masters: 1,
+        workers: 2,
+        keepalive_ttl: 10,
+    })
+    .await;
+    let m = Migration::new(&cluster, "cl_wf", "all").await;
+    create_keyed(&m, "t1", 1000).await;
+    create_keyless(&m, "nokey", 300).await;
+    create_source_and_start(&cluster, &m).await;
+    let writer = Writer::start(m.db(), &["t1", "nokey"]);
+    // Let some rows replicate through the first worker (and its checkpoint advance).
+    let first = down_count(m.db(), "t1").await;
+    eventually_ctl(Duration::from_secs(20), "rows replicate", || async {
+        down_count(m.db(), "t1").await > first + 20
+    })
+    .await;
+
+    let bound = cluster
+        .bound_worker(&m.source_id)
+        .await
+        .expect("the source is bound");
+    let other = if bound == "w1" { "w2" } else { "w1" };
+    cluster.kill9_worker(&bound);
+    let killed = Instant::now();
+    eventually_ctl(
+        Duration::from_secs(15),
+        &format!("source rebound from {bound} to {other}"),
+        || async { cluster.bound_worker(&m.source_id).await.as_deref() == Some(other) },
+    )
+    .await;
+    eprintln!(
+        "{bound} killed; source bound to {other} after {:?}",
+        killed.elapsed()
+    );
+    wait_task(
+        &cluster,
+        &m.task_name,
+        "Running",
+        "Sync",
+        Duration::from_secs(30),
+    )
+    .await;
+    let out = cluster.dmctl(&["query-status", &m.task_name]).await;
+    assert_eq!(
+        out.json["sources"][0]["sourceStatus"]["worker"], other,
+        "{out}"
+    );
+    // Writes go on across the kill and after the resume, then converge exactly.
+    let resumed = down_count(m.db(), "t1").await;
+    eventually_ctl(
+        Duration::from_secs(20),
+        "rows replicate after resume",
+        || async { down_count(m.db(), "t1").await > resumed + 20 },
+    )
+    .await;
+    writer.stop().await;
+    m.wait_converged(&cluster, &["t1", "nokey"], Duration::from_secs(60))
+        .await;
+
+    // The dead worker can be removed; back online it is free, and the source (its task in
+    // Sync) can be transferred to it.
+    let out = cluster
+        .dmctl(&["offline-member", "--worker", "--name", &bound])
+        .await;
+    assert_ok(&out, "offline-member --worker");
+    assert!(
+        cluster
+            .workers_listed()
+            .await
+            .iter()
+            .all(|(n, _, _)| *n != bound),
+        "{bound} is no longer listed"
+    );
+    cluster.restart_worker(&bound).await;
+    let out = cluster
+        .dmctl(&["transfer-source", &m.source_id, &bound])
+        .await;
+    assert_ok(&out, "transfer-source");
+    eventually_ctl(
+        Duration::from_secs(15),
+        &format!("source transferred to {bound}"),
+        || async { cluster.bound_worker(&m.source_id).await.as_deref() == Some(bound.as_str()) },
+    )
+    .await;
+    wait_task(
+        &cluster,
+        &m.task_name,
+        "Running",
+        "Sync",
+        Duration::from_secs(30),
+    )
+    .await;
+    m.up.exec(
+        "INSERT INTO t1 (v) SELECT seq FROM seq_1_to_30; INSERT INTO nokey (v) VALUES (1), (1)",
+    )
+    .await;
+    m.wait_converged(&cluster, &["t1", "nokey"], Duration::from_secs(30))
+        .await;
+}
+
+/// The etcd keys a task creates; a rejected task must leave them as they were.
+async fn task_keys(cluster: &Cluster) -> Vec<(String, String)> {
+    use dm::store::etcd::keys;
+    let mut etcd = cluster.etcd().await;
+    let mut all = Vec::new();
+    for prefix in [
+        keys::SUBTASK_CONFIG,
+        keys::SUBTASK_STAGE,
+        keys::TASK_CLI_ARGS,
+        keys::OPENAPI_TASK_TEMPLATE,
+    ] {
+        let resp = etcd
+            .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .unwrap_or_else(|e| panic!("etcd get {prefix}: {e}"));
+        for kv in resp.kvs() {
+            all.push((
+                kv.key_str().unwrap_or_default().to_string(),
+                kv.value_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn bad_tasks_are_rejected_with_codes_and_leave_etcd_unchanged() {
+    let _one_cluster_at_a_time = serial().await;
+    let cluster = Cluster::start(ClusterSpec::default()).await;
+    let m = Migration::new(&cluster, "cl_bad", "all").await;
+    let out = cluster
+        .dmctl(&["operate-source", "create", &m.source_file])
+        .await;
+    assert_ok(&out, "operate-source create");
+    let good = std::fs::read_to_string(&m.task_file).unwrap();
+    let before = task_keys(&cluster).await;
+
+    let unknown_key = good.replacen("task-mode:", "task-mdoe-typo: 1\ntask-mode:", 1);
+    let unknown_source = good.replace(
+        &format!("source-id: \"{}\"", m.source_id),
+        "source-id: \"no-such-source\"",
+    );
+    let missing_route = good.replace(
+        "    block-allow-list: \"ba\"",
+        "    block-allow-list: \"ba\"\n    route-rules: [\"no-such-route\"]",
+    );
+    assert_ne!(unknown_source, good);
+    assert_ne!(missing_route, good);
+    let cases = [
+        ("unknown key", unknown_key, "20901", "task-mdoe-typo"),
+        ("unknown source", unknown_source, "20031", "no-such-source"),
+        (
+            "missing route rule",
+            missing_route,
+            "20023",
+            "no-such-route",
+        ),
+    ];
+    // Every mismatch is collected, so one run reports all of them.
+    let mut problems = Vec::new();
+    for (what, text, code, needle) in &cases {
+        let file = cluster.write_file(&format!("bad-{}.yaml", what.replace(' ', "-")), text);
+        for cmd in ["start-task", "check-task"] {
+            let out = cluster.dmctl(&[cmd, &file]).await;
+            let msg = out.json["msg"].as_str().unwrap_or_default();
+            if out.ok()
+                || out.code != 1
+                || !msg.contains(&format!("code={code}"))
+                || !msg.contains(needle)
+            {
+                problems.push(format!(
+                    "dmctl {cmd} ({what}): expected result false, exit 1, code {code} naming `{needle}`; got {out}"
+                ));
+            }
+        }
+    }
+
+    // The OpenAPI: the task as a YAML string, and as a JSON task object.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/tasks", cluster.masters[0].addr);
+    for (what, text, code, needle) in &cases {
+        let resp = http
+            .post(&url)
+            .json(&serde_json::json!({ "task": text }))
+            .send()
+            .await
+            .expect("POST /api/v1/tasks");
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let err_msg = body["error_msg"].as_str().unwrap_or_default();
+        let coded = body["error_code"]
+            .as_u64()
+            .map(|c| c.to_string())
+            .as_deref()
+            == Some(*code)
+            || err_msg.contains(&format!("code={code}"));
+        if status != 400 || !coded || !err_msg.contains(needle) {
+            problems.push(format!(
+                "OpenAPI YAML task ({what}): expected 400 with code {code} naming `{needle}`; got {status} {body}"
+            ));
+        }
+    }
+    let json_task = serde_json::json!({
+        "task": {
+            "name": format!("api-{}", m.db()),
+            "task_mode": "all",
+            "enhance_online_schema_change": true,
+            "meta_schema": format!("dm_meta_{}", m.db()),
+            "on_duplicate": "replace",
+            "target_config": {
+                "host": "127.0.0.1",
+                "port": shared_downstream().port(),
+                "user": "root",
+                "password": ""
+            },
+            "table_migrate_rule": [{
+                "source": { "source_name": "no-such-source", "schema": m.db(), "table": "*" }
+            }],
+            "source_config": {
+                "source_conf": [{ "source_name": "no-such-source" }]
+            }
+        }
+    });
+    let resp = http.post(&url).json(&json_task).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let err_msg = body["error_msg"].as_str().unwrap_or_default();
+    let coded = body["error_code"].as_u64() == Some(20031) || err_msg.contains("code=20031");
+    if status != 400 || !coded || !err_msg.contains("no-such-source") {
+        problems.push(format!(
+            "OpenAPI JSON task (unknown source): expected 400 with code 20031 naming `no-such-source`; got {status} {body}"
+        ));
+    }
+
+    let after = task_keys(&cluster).await;
+    if after != before {
+        problems.push(format!(
+            "rejected tasks changed etcd: before {before:?}, after {after:?}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    // Sanity: the good task is accepted (so the rejections above were about the edits).
+    let out = cluster.dmctl(&["check-task", &m.task_file]).await;
+    assert_ok(&out, "check-task of the unedited task");
+}

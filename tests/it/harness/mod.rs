@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod cluster;
 pub mod etcd;
 pub mod eventually;
 pub mod mariadb;

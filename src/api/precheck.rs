@@ -1001,8 +1001,10 @@ async fn keyed_tables(
         return Ok(BTreeSet::new());
     }
     let sql = format!(
-        "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLE_CONSTRAINTS \
-         WHERE CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE') AND TABLE_SCHEMA IN ({})",
+        // STATISTICS, not TABLE_CONSTRAINTS: MariaDB hides constraint rows from an account
+        // with only SELECT on the tables (DM's recommended privileges), but not index rows.
+        "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS \
+         WHERE NON_UNIQUE = 0 AND TABLE_SCHEMA IN ({})",
         schemas
             .iter()
             .map(|s| quote_string(s))

@@ -139,10 +139,15 @@ async fn killed_load_resumes_from_its_checkpoint() {
         skipped >= loaded_before_kill,
         "{skipped} skipped, {loaded_before_kill} were loaded before the kill"
     );
+    let started = |unit: &str| {
+        log.lines()
+            .any(|l| l.contains("unit started") && l.contains(&format!("unit={unit}")))
+    };
     assert!(
-        !log.contains("unit started unit=Dump"),
-        "the finished dump is not redone:\n{log}"
+        started("Load"),
+        "the restarted run logs its first unit:\n{log}"
     );
+    assert!(!started("Dump"), "the finished dump is not redone:\n{log}");
     let total: Option<u64> = down
         .query_first(format!("SELECT COUNT(*) FROM {cp_table}"))
         .await

@@ -5,7 +5,12 @@
 //! - [`error`]: DM's error codes and the boundary error type [`error::DmError`].
 //! - [`binlog`]: GTID sets and binlog positions (no actix).
 //! - [`sql`]: SQL parsing and generation (no actix).
-//! - [`api`]: the HTTP servers of dm-master and dm-worker.
+//! - [`actors`]: the actor tree (master: Election, Scheduler; worker: KeepAlive, SourceWorker,
+//!   SubTask, units; the syncer pipeline).
+//! - [`messages`]: typed messages between actors.
+//! - [`store`]: etcd (DM's keys, typed cluster state, the etcd member child).
+//! - [`api`]: the HTTP servers of dm-master (gateway, OpenAPI, leader proxy) and dm-worker.
+//! - [`ctl`]: dmctl, a thin client of dm-master's API.
 //! - [`metrics`]: Prometheus registries.
 //! - [`telemetry`]: logging set-up.
 //! - [`standalone`]: what the binaries share (exit status, the standalone subtask runners).

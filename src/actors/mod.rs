@@ -6,7 +6,15 @@
 //! paces restarts of infrastructure actors and DM's auto-resume of failed units.
 //!
 //! Today's tree:
-//! - dm-worker: [`worker::master_probe::MasterProbeActor`] (watches the `join` masters).
+//! - dm-master: [`master::election::ElectionActor`] → (on the leader)
+//!   [`master::scheduler::SchedulerActor`].
+//! - dm-worker: [`worker::server::WorkerActor`] (registration, binding watch) →
+//!   [`worker::keepalive::KeepAliveActor`], [`worker::source_worker::SourceWorkerActor`] (one per
+//!   bound source) → [`worker::subtask::SubtaskActor`] (one per task: expected stage,
+//!   auto-resume) → [`worker::units::UnitsActor`] (dump → load → sync) →
+//!   [`syncer::SyncerActor`] (stream, causality buckets, DML workers, checkpoint);
+//!   [`worker::master_probe::MasterProbeActor`] watches the `join` masters.
+//! - dm-syncer / dm-migrate: the units or the syncer alone.
 
 pub mod dump;
 pub mod load;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The playground: a private upstream MariaDB (binlog ROW), a downstream MariaDB, a dm-master
 # (running its own etcd member) and a dm-worker, all on 127.0.0.1 with free ports and a temp
-# directory. It waits until everything is healthy, prints each one's status, and then stops
-# and cleans up, unless --keep is given (then it runs until Ctrl-C).
+# directory. Once everything is healthy it runs the main job through dmctl: a source, a task
+# (task-mode all: dump, load, then binlog replication) over a small `shop` database, checks
+# that rows written before and after the start arrive downstream, and prints query-status.
+# Then it stops and cleans up, unless --keep is given (then it runs until Ctrl-C).
 #   scripts/playground.sh [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +78,42 @@ echo "dm-master:  $(curl -s "http://127.0.0.1:$MASTER/status")"
 echo "dm-worker:  $(curl -s "http://127.0.0.1:$WORKER/status")"
 echo
 echo "playground: all healthy"
+
+# ---- the main job, through dmctl --------------------------------------------------------
+up_sql() { mariadb --no-defaults -h127.0.0.1 -P"$UP" -uroot -N -e "$1"; }
+down_sql() { mariadb --no-defaults -h127.0.0.1 -P"$DOWN" -uroot -N -e "$1"; }
+dmctl() { "$BIN/dmctl" --master-addr "127.0.0.1:$MASTER" "$@"; }
+up_sql "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40), qty INT);
+        INSERT INTO shop.orders SELECT seq, CONCAT('item-', seq), seq % 7 FROM shop.seq_1_to_1000"
+cat >"$WORK/source.yaml" <<YAML
+source-id: "upstream-01"
+from: {host: "127.0.0.1", port: $UP, user: "root", password: ""}
+YAML
+cat >"$WORK/task.yaml" <<YAML
+name: "playground"
+task-mode: all
+target-database: {host: "127.0.0.1", port: $DOWN, user: "root", password: ""}
+block-allow-list:
+  shop-only: {do-dbs: ["shop"]}
+loaders:
+  here: {dir: "$WORK/dump"}
+mysql-instances:
+  - source-id: "upstream-01"
+    block-allow-list: "shop-only"
+    loader-config-name: "here"
+YAML
+echo "\$ dmctl operate-source create source.yaml"; dmctl operate-source create "$WORK/source.yaml"
+echo "\$ dmctl start-task task.yaml"; dmctl start-task "$WORK/task.yaml"
+synced() { dmctl query-status playground | grep -q '"unit": "Sync"'; }
+wait_for "the task to reach the sync unit" 60 synced
+up_sql "INSERT INTO shop.orders SELECT seq, CONCAT('late-', seq), 1 FROM shop.seq_1001_to_1500; UPDATE shop.orders SET qty = qty + 1 WHERE id <= 100"
+same() { [ "$(up_sql 'CHECKSUM TABLE shop.orders' | cut -f2)" = "$(down_sql 'CHECKSUM TABLE shop.orders' 2>/dev/null | cut -f2)" ]; }
+wait_for "shop.orders to converge downstream" 30 same
+echo "\$ dmctl query-status playground"; dmctl query-status playground
+echo "playground: shop.orders has $(down_sql 'SELECT COUNT(*) FROM shop.orders') rows downstream, checksum equal to the upstream"
+if [ "$KEEP" = 0 ]; then
+  echo "\$ dmctl stop-task playground"; dmctl stop-task playground >/dev/null && echo "playground: task stopped"
+fi
 if [ "$KEEP" = 1 ]; then
   echo "playground: running; Ctrl-C stops everything (work dir $WORK)"
   wait

@@ -242,7 +242,7 @@ async fn check_task(
     ok(match res {
         Ok(report) => CheckTaskResponse {
             result: report.passed,
-            msg: report.to_json(),
+            msg: report.check_result(),
         },
         Err(e) => CheckTaskResponse {
             result: false,
@@ -276,7 +276,7 @@ async fn do_start_task(
     let cfg = service::parse_task(&req.task)?;
     let task = service::prepare_task(state, cfg, &req.sources).await?;
     let report = service::precheck(state, &task).await;
-    let check_result = report.to_json();
+    let check_result = report.check_result();
     if let Err(e) = report.into_result() {
         return Ok(StartTaskResponse {
             result: false,

@@ -411,7 +411,7 @@ async fn create_task(
     let cfg = task_body(&req, &body)?;
     let task = service::prepare_task(&state, cfg, &[]).await?;
     let report = service::precheck(&state, &task).await;
-    let check_result = report.to_json();
+    let check_result = report.check_result();
     report
         .into_result()
         .map_err(|e| e.with_cause_text(check_result.clone()))?;
@@ -443,7 +443,7 @@ async fn update_task(
     subtasks_of(&view, &path)?;
     let task = service::prepare_task(&state, cfg, &[]).await?;
     let report = service::precheck(&state, &task).await;
-    let check_result = report.to_json();
+    let check_result = report.check_result();
     report
         .into_result()
         .map_err(|e| e.with_cause_text(check_result.clone()))?;

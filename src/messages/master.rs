@@ -124,12 +124,14 @@ pub struct TransferSource {
     pub worker: String,
 }
 
-/// `start-task`: the validated subtasks (sources applied) and expected stage Running, in one
-/// transaction. Every source must exist; none of the subtasks may exist.
+/// `start-task`: the validated subtasks (sources applied) and their expected stage, in one
+/// transaction. Every source must exist; none of the subtasks may exist. dmctl's start-task
+/// writes Running; the OpenAPI's `POST /tasks` writes Stopped (DM's create-then-start).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DmError>")]
 pub struct StartTask {
     pub subtasks: Vec<SubTaskConfig>,
+    pub stage: Stage,
 }
 
 /// Replaces existing subtask configs (`PUT /tasks/{t}`): only while none of them is Running.

@@ -657,7 +657,11 @@ impl Scheduler {
     }
 
     /// [`StartTask`].
-    pub async fn start_task(&mut self, subtasks: Vec<SubTaskConfig>) -> Result<(), DmError> {
+    pub async fn start_task(
+        &mut self,
+        subtasks: Vec<SubTaskConfig>,
+        stage: Stage,
+    ) -> Result<(), DmError> {
         let Some(task) = Self::one_task(&subtasks)? else {
             return Ok(());
         };
@@ -686,15 +690,15 @@ impl Scheduler {
         let mut ops = Vec::new();
         for c in &subtasks {
             ops.push(Op::PutSubtask(c.clone()));
-            ops.push(stage_op(&task, &c.source_id, Stage::Running));
+            ops.push(stage_op(&task, &c.source_id, stage));
         }
         self.write(ops).await?;
         for c in subtasks {
             let k = (task.clone(), c.source_id.clone());
-            self.st.stages.insert(k.clone(), Stage::Running);
+            self.st.stages.insert(k.clone(), stage);
             self.st.subtasks.insert(k, c);
         }
-        info!(task = %task, sources = ?seen, "task started (subtasks Running)");
+        info!(task = %task, sources = ?seen, stage = stage.as_str(), "task created");
         Ok(())
     }
 
@@ -1067,7 +1071,7 @@ impl Handler<TransferSource> for SchedulerActor {
 impl Handler<StartTask> for SchedulerActor {
     type Result = ResponseActFuture<Self, Result<(), DmError>>;
     fn handle(&mut self, m: StartTask, _: &mut Context<Self>) -> Self::Result {
-        self.serve(async move |s| s.start_task(m.subtasks).await)
+        self.serve(async move |s| s.start_task(m.subtasks, m.stage).await)
     }
 }
 

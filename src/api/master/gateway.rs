@@ -285,7 +285,15 @@ async fn do_start_task(
             check_result,
         });
     }
-    let sources = match service::start_task(state, &task, req.remove_meta, &req.start_time).await {
+    let sources = match service::start_task(
+        state,
+        &task,
+        req.remove_meta,
+        &req.start_time,
+        Stage::Running,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             return Ok(StartTaskResponse {

@@ -3,9 +3,9 @@
 //! (404 for a missing source or task) with `{error_msg, error_code}`; lists are
 //! `{total, data}`. Task status reuses the gateway's query-status aggregation.
 //!
-//! Differences from DM: `POST /tasks` starts the task at once (the Scheduler's `StartTask`
-//! writes stage Running; DM creates it Stopped and `POST /tasks/{t}/start` runs it), and the
-//! OpenAPI is always served (DM needs `openapi = true`).
+//! As in DM, `POST /tasks` creates the task Stopped (after the precheck) and
+//! `POST /tasks/{t}/start` runs it. Difference: the OpenAPI is always served (DM needs
+//! `openapi = true`).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -415,7 +415,7 @@ async fn create_task(
     report
         .into_result()
         .map_err(|e| e.with_cause_text(check_result.clone()))?;
-    service::start_task(&state, &task, false, "").await?;
+    service::start_task(&state, &task, false, "", Stage::Stopped).await?;
     Ok(HttpResponse::Created().json(OperateTaskResponse {
         task: config_to_task(&task.cfg),
         check_result,

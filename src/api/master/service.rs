@@ -225,6 +225,7 @@ pub async fn start_task(
     task: &PreparedTask,
     remove_meta: bool,
     start_time: &str,
+    stage: Stage,
 ) -> Result<Vec<String>, DmError> {
     if !start_time.is_empty() {
         check_start_time(start_time)?;
@@ -266,6 +267,7 @@ pub async fn start_task(
     state
         .ask(StartTask {
             subtasks: task.subtasks.clone(),
+            stage,
         })
         .await?;
     info!(task = %name, sources = ?sources, remove_meta, "task started");

@@ -6,6 +6,8 @@
 //! - `leader_failover_keeps_replication_and_dmctl_working`: 3 masters, kill -9 the leader.
 //! - `worker_failover_rebinds_source_and_resumes_from_checkpoint`: kill -9 the bound worker.
 //! - `bad_tasks_are_rejected_with_codes_and_leave_etcd_unchanged`: dmctl and the OpenAPI.
+//! - `openapi_source_and_task_lifecycle`: source from a JSON object, task created Stopped,
+//!   start, stop, delete, cluster listings, the spec and docs page.
 //!
 //! Cluster tests run one at a time (`serial`): elections and keepalives on a loaded 2-core
 //! machine must not be starved by another cluster.
@@ -619,4 +621,179 @@ async fn bad_tasks_are_rejected_with_codes_and_leave_etcd_unchanged() {
     // Sanity: the good task is accepted (so the rejections above were about the edits).
     let out = cluster.dmctl(&["check-task", &m.task_file]).await;
     assert_ok(&out, "check-task of the unedited task");
+}
+
+/// One OpenAPI request: `(HTTP status, JSON body or Null)`.
+async fn api(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .timeout(Duration::from_secs(30));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("the master answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The stage of every subtask of `task` through `GET /api/v1/tasks/{t}/status`.
+async fn api_stages(base: &str, task: &str) -> Vec<String> {
+    let (_, v) = api(
+        reqwest::Method::GET,
+        &format!("{base}/tasks/{task}/status"),
+        None,
+    )
+    .await;
+    v["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["stage"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn openapi_source_and_task_lifecycle() {
+    let _one_cluster_at_a_time = serial().await;
+    let cluster = Cluster::start(ClusterSpec::default()).await;
+    let m = Migration::new(&cluster, "cl_oapi", "all").await;
+    create_keyed(&m, "t", 300).await;
+    let base = format!("http://{}/api/v1", cluster.masters[0].addr);
+    let (db, task) = (m.db().to_string(), m.task_name.clone());
+
+    // The spec and the docs page.
+    let (code, spec) = api(reqwest::Method::GET, &format!("{base}/dm.json"), None).await;
+    assert_eq!(code, 200);
+    assert!(
+        spec["paths"]["/api/v1/tasks/{task-name}/start"]["post"].is_object(),
+        "{spec}"
+    );
+    let docs = reqwest::get(format!("{base}/docs")).await.unwrap();
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    // A source from a JSON Source object; answers never show the password.
+    let source = serde_json::json!({"source": {
+        "source_name": m.source_id, "host": "127.0.0.1", "port": crate::harness::shared_upstream().port(),
+        "user": "root", "password": "", "enable_gtid": false, "enable": true}});
+    let (code, v) = api(
+        reqwest::Method::POST,
+        &format!("{base}/sources"),
+        Some(source),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = api(reqwest::Method::GET, &format!("{base}/sources"), None).await;
+    assert_eq!((code, v["total"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["data"][0]["source_name"], m.source_id.as_str(), "{v}");
+
+    // POST /tasks creates the task Stopped (after the precheck): nothing runs yet.
+    let yaml = std::fs::read_to_string(&m.task_file).unwrap();
+    let (code, v) = api(
+        reqwest::Method::POST,
+        &format!("{base}/tasks"),
+        Some(serde_json::json!({ "task": yaml })),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["check_result"], "pre-check is passed. ", "{v}");
+    assert_eq!(v["task"]["name"], task.as_str(), "{v}");
+    assert_eq!(api_stages(&base, &task).await, ["Stopped"]);
+    assert_stays(
+        Duration::from_secs(1),
+        "nothing is migrated before start",
+        || async { down_count(&db, "t").await == 0 },
+    )
+    .await;
+
+    // start runs it: the rows and later writes arrive.
+    let (code, v) = api(
+        reqwest::Method::POST,
+        &format!("{base}/tasks/{task}/start"),
+        Some(serde_json::json!({ "remove_meta": false })),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    m.up.exec("INSERT INTO t (v) SELECT seq FROM seq_1_to_50")
+        .await;
+    m.wait_converged(&cluster, &["t"], Duration::from_secs(60))
+        .await;
+    eventually_some(Duration::from_secs(30), "task Running in Sync", || {
+        let (base, task) = (base.clone(), task.clone());
+        async move {
+            let (_, v) = api(
+                reqwest::Method::GET,
+                &format!("{base}/tasks/{task}/status"),
+                None,
+            )
+            .await;
+            (v["data"][0]["stage"] == "Running" && v["data"][0]["unit"] == "Sync").then_some(())
+        }
+    })
+    .await;
+
+    // stop: stage Stopped, new upstream rows stay upstream.
+    let (code, v) = api(
+        reqwest::Method::POST,
+        &format!("{base}/tasks/{task}/stop"),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    eventually_some(Duration::from_secs(30), "task Stopped", || {
+        let (base, task) = (base.clone(), task.clone());
+        async move { (api_stages(&base, &task).await == ["Stopped"]).then_some(()) }
+    })
+    .await;
+    let before = down_count(&db, "t").await;
+    m.up.exec("INSERT INTO t (v) SELECT seq FROM seq_1_to_20")
+        .await;
+    assert_stays(
+        Duration::from_secs(2),
+        "a stopped task applies nothing",
+        || async { down_count(&db, "t").await == before },
+    )
+    .await;
+
+    // Delete the task and the source; both are gone.
+    let (code, v) = api(
+        reqwest::Method::DELETE,
+        &format!("{base}/tasks/{task}"),
+        None,
+    )
+    .await;
+    assert!(code == 200 || code == 204, "{code} {v}");
+    let (code, _) = api(reqwest::Method::GET, &format!("{base}/tasks/{task}"), None).await;
+    assert_eq!(code, 404);
+    let (code, v) = api(
+        reqwest::Method::DELETE,
+        &format!("{base}/sources/{}", m.source_id),
+        None,
+    )
+    .await;
+    assert!(code == 200 || code == 204, "{code} {v}");
+    let (_, v) = api(reqwest::Method::GET, &format!("{base}/sources"), None).await;
+    assert_eq!(v["total"].as_u64(), Some(0), "{v}");
+
+    // The cluster listings.
+    let (_, v) = api(
+        reqwest::Method::GET,
+        &format!("{base}/cluster/masters"),
+        None,
+    )
+    .await;
+    assert_eq!(v["data"][0]["leader"], true, "{v}");
+    let (_, v) = api(
+        reqwest::Method::GET,
+        &format!("{base}/cluster/workers"),
+        None,
+    )
+    .await;
+    assert_eq!(v["total"].as_u64(), Some(1), "{v}");
 }

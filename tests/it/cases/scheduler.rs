@@ -228,6 +228,7 @@ async fn start_task_is_one_transaction_and_errors_change_nothing() {
     env.sched
         .send(StartTask {
             subtasks: subtasks("t1", &["s1", "s2"]),
+            stage: Stage::Running,
         })
         .await
         .unwrap()
@@ -256,6 +257,7 @@ async fn start_task_is_one_transaction_and_errors_change_nothing() {
     let r = s
         .send(StartTask {
             subtasks: subtasks("t2", &["s1", "s9"]),
+            stage: Stage::Running,
         })
         .await
         .unwrap();
@@ -265,6 +267,7 @@ async fn start_task_is_one_transaction_and_errors_change_nothing() {
     let r = s
         .send(StartTask {
             subtasks: subtasks("t1", &["s1"]),
+            stage: Stage::Running,
         })
         .await
         .unwrap();
@@ -272,7 +275,14 @@ async fn start_task_is_one_transaction_and_errors_change_nothing() {
     let mut two = subtasks("t2", &["s1"]);
     two.extend(subtasks("t3", &["s2"]));
     assert_eq!(
-        code_of(s.send(StartTask { subtasks: two }).await.unwrap()),
+        code_of(
+            s.send(StartTask {
+                subtasks: two,
+                stage: Stage::Running,
+            })
+            .await
+            .unwrap()
+        ),
         46013
     );
     let r = s
@@ -410,6 +420,7 @@ async fn transfer_source_pauses_moves_and_resumes() {
     env.sched
         .send(StartTask {
             subtasks: subtasks("t1", &["s1"]),
+            stage: Stage::Running,
         })
         .await
         .unwrap()
@@ -542,6 +553,7 @@ async fn a_new_scheduler_rebuilds_the_same_view_and_drops_dead_bindings() {
     env.sched
         .send(StartTask {
             subtasks: subtasks("t1", &["s1", "s2"]),
+            stage: Stage::Running,
         })
         .await
         .unwrap()

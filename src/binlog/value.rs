@@ -639,20 +639,46 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 pub fn push_quoted(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1a' => out.push_str("\\Z"),
-            c => out.push(c),
+    // The escaped characters are ASCII, which never occurs inside a multi-byte UTF-8
+    // sequence: scan bytes and copy the runs between them whole.
+    let bytes = s.as_bytes();
+    let mut clean = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !NEEDS_ESCAPE[usize::from(bytes[i])] {
+            i += 1;
+            continue;
         }
+        let esc = match bytes[i] {
+            b'\\' => "\\\\",
+            b'\'' => "\\'",
+            b'"' => "\\\"",
+            0 => "\\0",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => "\\Z",
+        };
+        out.push_str(&s[clean..i]);
+        out.push_str(esc);
+        i += 1;
+        clean = i;
     }
+    out.push_str(&s[clean..]);
     out.push('\'');
 }
+
+/// The bytes [`push_quoted`] escapes.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\\' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'"' as usize] = true;
+    t[0] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[0x1a] = true;
+    t
+};
 
 /// Civil UTC date and time of epoch second `secs` (proleptic Gregorian); 0 is the zero
 /// timestamp `0000-00-00 00:00:00`.
@@ -1010,6 +1036,16 @@ mod tests {
         let mut s = String::new();
         v.write_sql_literal(col, &mut s);
         s
+    }
+
+    #[test]
+    fn quoting_escapes_between_multibyte_text() {
+        let mut out = String::new();
+        push_quoted(&mut out, "é'ü\\\"\0\n\r\x1a✓ end");
+        assert_eq!(out, "'é\\'ü\\\\\\\"\\0\\n\\r\\Z✓ end'");
+        out.clear();
+        push_quoted(&mut out, "");
+        assert_eq!(out, "''");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Messages of the syncer pipeline: StreamController → SyncerActor → CausalityActor ×
-//! buckets → DMLWorker × worker-count, and the CheckpointActor. Everything that carries rows
-//! is a batch.
+//! Messages of the syncer pipeline: StreamController → SyncerActor (which dispatches rows by
+//! causality itself) → DMLWorker × worker-count, and the CheckpointActor. Everything that
+//! carries rows is a batch.
 
 use actix::Message;
 
@@ -24,22 +24,7 @@ pub struct StreamFailed {
     pub error: DmError,
 }
 
-/// SyncerActor → CausalityActor: row changes in binlog order. Replies once every change is
-/// queued at its worker (not yet applied).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), DmError>")]
-pub struct RowBatch {
-    pub changes: Vec<RowChange>,
-}
-
-/// SyncerActor → CausalityActor: replies when every change sent before is committed
-/// downstream; the conflict map is then reset (see `causality` for why resets are only at
-/// stream-determined points).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), DmError>")]
-pub struct FlushBarrier;
-
-/// CausalityActor → DMLWorker: changes for this worker, in order. Replies once queued; waits
+/// SyncerActor → DMLWorker: changes for this worker, in order. Replies once queued; waits
 /// while the worker's queue is full.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DmError>")]
@@ -47,7 +32,7 @@ pub struct ExecuteBatch {
     pub changes: Vec<RowChange>,
 }
 
-/// CausalityActor → DMLWorker: replies when everything queued before is committed, or with
+/// SyncerActor → DMLWorker: replies when everything queued before is committed, or with
 /// the error that stopped the worker.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), DmError>")]

@@ -11,9 +11,15 @@
 //! change to the worker it went to before the crash. Resets therefore happen only at points
 //! the stream determines: checkpoints, DDL, conflicts, and when the key map reaches
 //! [`MAX_KEYS`] (which bounds its memory).
+//!
+//! Everything here is plain data: the SyncerActor's run routes its changes with a
+//! [`Dispatch`] (one [`Causality`] map per bucket of target tables) on its own thread and
+//! executes the resulting [`Step`]s with its DML worker actors.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use crate::binlog::value::Value;
+use crate::sql::dml::{ChangeKeys, KeyMap, RowChange};
 
 /// Keys held before a deterministic reset (about 40 MB of map).
 pub const MAX_KEYS: usize = 1 << 20;
@@ -60,7 +66,7 @@ pub enum Assign {
 #[derive(Debug)]
 pub struct Causality {
     workers: usize,
-    map: HashMap<u64, usize>,
+    map: KeyMap<u32>,
 }
 
 impl Causality {
@@ -68,7 +74,7 @@ impl Causality {
     pub fn new(workers: usize) -> Self {
         Self {
             workers: workers.max(1),
-            map: HashMap::new(),
+            map: KeyMap::default(),
         }
     }
 
@@ -77,6 +83,7 @@ impl Causality {
         let mut bound = None;
         for k in keys {
             if let Some(&w) = self.map.get(k) {
+                let w = w as usize;
                 match bound {
                     None => bound = Some(w),
                     Some(b) if b != w => return Assign::Conflict,
@@ -88,7 +95,7 @@ impl Causality {
             .unwrap_or_else(|| (keys.first().copied().unwrap_or(0) % self.workers as u64) as usize);
         for k in keys {
             if let Entry::Vacant(v) = self.map.entry(*k) {
-                v.insert(w);
+                v.insert(w as u32);
             }
         }
         Assign::Worker(w)
@@ -112,6 +119,79 @@ impl Causality {
     /// No keys bound.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// Computes the conflict keys of row changes (reusing a scratch buffer).
+#[derive(Debug, Default)]
+pub struct ConflictKeys {
+    scratch: String,
+}
+
+impl ConflictKeys {
+    /// Conflict keys of a change: one per unique key (PK or UK without NULLs) of each
+    /// image; when no key applies, one over all columns. Text is case-folded and
+    /// right-trimmed, as `_ci` PAD SPACE collations compare it (folding only merges keys,
+    /// which can only add ordering).
+    pub fn keys(&mut self, ch: &RowChange, out: &mut Vec<u64>) {
+        out.clear();
+        let t = &ch.table;
+        let handle = t.handle.as_deref().into_iter();
+        let key_sets = handle.chain(t.unique_keys.iter().map(Vec::as_slice));
+        let no_keys = t.handle.is_none() && t.unique_keys.is_empty();
+        for image in [ch.before.as_deref(), ch.after.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            let before = out.len();
+            for (ki, cols) in key_sets.clone().enumerate() {
+                if cols
+                    .iter()
+                    .any(|&i| matches!(image.get(i), Some(Value::Null) | None))
+                {
+                    continue;
+                }
+                out.push(self.hash(
+                    t.quoted.as_bytes(),
+                    ki,
+                    cols.iter().map(|&i| (i, &image[i])),
+                    ch,
+                ));
+            }
+            if out.len() == before && no_keys {
+                let all = image.iter().enumerate();
+                out.push(self.hash(t.quoted.as_bytes(), usize::MAX, all, ch));
+            }
+        }
+        if out.is_empty() {
+            out.push(self.hash(t.quoted.as_bytes(), usize::MAX - 1, std::iter::empty(), ch));
+        }
+    }
+
+    fn hash<'a>(
+        &mut self,
+        table: &[u8],
+        key_index: usize,
+        values: impl Iterator<Item = (usize, &'a Value)>,
+        ch: &RowChange,
+    ) -> u64 {
+        let mut h = KeyHasher::default();
+        h.write(table);
+        h.sep();
+        h.write(&key_index.to_le_bytes());
+        for (i, v) in values {
+            h.sep();
+            self.scratch.clear();
+            let col = &ch.table.columns[i];
+            v.write_sql_literal(col, &mut self.scratch);
+            if !col.binary && matches!(v, Value::Bytes(_)) {
+                let folded = self.scratch.trim_end_matches([' ', '\'']).to_lowercase();
+                h.write(folded.as_bytes());
+            } else {
+                h.write(self.scratch.as_bytes());
+            }
+        }
+        h.finish()
     }
 }
 
@@ -162,227 +242,83 @@ mod tests {
     }
 }
 
-pub use actor::CausalityActor;
+/// What the syncer does with a bucket's routed changes, in order.
+#[derive(Debug)]
+pub enum Step {
+    /// Queue these changes at the bucket's workers (indexed like [`Dispatch::workers`]).
+    Send(Vec<Vec<RowChange>>),
+    /// Wait until every worker of the bucket has committed all it was sent (a conflict, or
+    /// a full key map: the map is reset after it).
+    Drain,
+}
 
-mod actor {
-    //! The actor shell around [`Causality`]: one per bucket of target tables.
+/// The routing of every bucket: which worker each change goes to.
+#[derive(Debug)]
+pub struct Dispatch {
+    buckets: Vec<(Causality, Vec<usize>)>,
+    keys: ConflictKeys,
+    scratch: Vec<u64>,
+}
 
-    use actix::prelude::*;
-    use futures_util::future::try_join_all;
-    use tracing::info;
-
-    use super::{Assign, Causality, KeyHasher};
-    use crate::binlog::value::Value;
-    use crate::error::DmError;
-    use crate::messages::syncer::{DrainWorker, ExecuteBatch, FlushBarrier, RowBatch};
-    use crate::sql::dml::RowChange;
-
-    use super::super::dml_worker::DmlWorkerActor;
-
-    /// Routes row changes of its bucket's tables to its DML workers.
-    pub struct CausalityActor {
-        bucket: usize,
-        map: Causality,
-        workers: Vec<Addr<DmlWorkerActor>>,
-        scratch: String,
-    }
-
-    /// One step of a batch's plan: send these per-worker changes, or drain everyone.
-    enum Step {
-        Send(Vec<Vec<RowChange>>),
-        Drain,
-    }
-
-    impl CausalityActor {
-        /// Bucket `bucket` with its own `workers` (their order is their index).
-        pub fn new(bucket: usize, workers: Vec<Addr<DmlWorkerActor>>) -> Self {
-            let n = workers.len();
-            Self {
-                bucket,
-                map: Causality::new(n),
-                workers,
-                scratch: String::new(),
-            }
-        }
-
-        /// Conflict keys of a change: one per unique key (PK or UK without NULLs) of each
-        /// image; when no key applies, one over all columns. Text is case-folded and
-        /// right-trimmed, as `_ci` PAD SPACE collations compare it (folding only merges keys,
-        /// which can only add ordering).
-        fn keys(&mut self, ch: &RowChange, out: &mut Vec<u64>) {
-            out.clear();
-            let t = &ch.table;
-            let mut key_sets: Vec<&[usize]> = Vec::new();
-            if let Some(h) = &t.handle {
-                key_sets.push(h);
-            }
-            key_sets.extend(t.unique_keys.iter().map(Vec::as_slice));
-            for image in [ch.before.as_deref(), ch.after.as_deref()]
+impl Dispatch {
+    /// Buckets with their workers' global indexes (the order within a bucket is part of the
+    /// deterministic assignment).
+    pub fn new(buckets: Vec<Vec<usize>>) -> Self {
+        Self {
+            buckets: buckets
                 .into_iter()
-                .flatten()
-            {
-                let before = out.len();
-                for (ki, cols) in key_sets.iter().enumerate() {
-                    if cols
-                        .iter()
-                        .any(|&i| matches!(image.get(i), Some(Value::Null) | None))
-                    {
-                        continue;
-                    }
-                    out.push(self.hash(
-                        t.quoted.as_bytes(),
-                        ki,
-                        cols.iter().map(|&i| (i, &image[i])),
-                        ch,
-                    ));
-                }
-                if out.len() == before && key_sets.is_empty() {
-                    let all = image.iter().enumerate();
-                    out.push(self.hash(t.quoted.as_bytes(), usize::MAX, all, ch));
-                }
-            }
-            if out.is_empty() {
-                out.push(self.hash(t.quoted.as_bytes(), usize::MAX - 1, std::iter::empty(), ch));
-            }
+                .map(|w| (Causality::new(w.len()), w))
+                .collect(),
+            keys: ConflictKeys::default(),
+            scratch: Vec::new(),
         }
+    }
 
-        fn hash<'a>(
-            &mut self,
-            table: &[u8],
-            key_index: usize,
-            values: impl Iterator<Item = (usize, &'a Value)>,
-            ch: &RowChange,
-        ) -> u64 {
-            let mut h = KeyHasher::default();
-            h.write(table);
-            h.sep();
-            h.write(&key_index.to_le_bytes());
-            for (i, v) in values {
-                h.sep();
-                self.scratch.clear();
-                let col = &ch.table.columns[i];
-                v.write_sql_literal(col, &mut self.scratch);
-                if !col.binary && matches!(v, Value::Bytes(_)) {
-                    let folded = self.scratch.trim_end_matches([' ', '\'']).to_lowercase();
-                    h.write(folded.as_bytes());
-                } else {
-                    h.write(self.scratch.as_bytes());
-                }
+    /// The global worker indexes of `bucket`.
+    pub fn workers(&self, bucket: usize) -> &[usize] {
+        &self.buckets[bucket].1
+    }
+
+    /// Routes `changes` (in binlog order) of `bucket` into `steps`.
+    pub fn route(&mut self, bucket: usize, changes: Vec<RowChange>, steps: &mut Vec<Step>) {
+        let (map, workers) = &mut self.buckets[bucket];
+        let n = workers.len();
+        let mut current: Vec<Vec<RowChange>> = vec![Vec::new(); n];
+        for mut ch in changes {
+            if map.is_full() {
+                steps.push(Step::Send(std::mem::replace(
+                    &mut current,
+                    vec![Vec::new(); n],
+                )));
+                steps.push(Step::Drain);
+                map.reset();
             }
-            h.finish()
-        }
-
-        fn plan(&mut self, changes: Vec<RowChange>) -> Vec<Step> {
-            let n = self.workers.len();
-            let mut steps = Vec::new();
-            let mut current: Vec<Vec<RowChange>> = vec![Vec::new(); n];
-            let mut keys = Vec::new();
-            for ch in changes {
-                if self.map.is_full() {
+            self.keys.keys(&ch, &mut self.scratch);
+            ch.keys = ChangeKeys::new(&self.scratch);
+            let w = match map.assign(&self.scratch) {
+                Assign::Worker(w) => w,
+                Assign::Conflict => {
                     steps.push(Step::Send(std::mem::replace(
                         &mut current,
                         vec![Vec::new(); n],
                     )));
                     steps.push(Step::Drain);
-                    self.map.reset();
-                }
-                self.keys(&ch, &mut keys);
-                let w = match self.map.assign(&keys) {
-                    Assign::Worker(w) => w,
-                    Assign::Conflict => {
-                        steps.push(Step::Send(std::mem::replace(
-                            &mut current,
-                            vec![Vec::new(); n],
-                        )));
-                        steps.push(Step::Drain);
-                        self.map.reset();
-                        match self.map.assign(&keys) {
-                            Assign::Worker(w) => w,
-                            Assign::Conflict => unreachable!("an empty map has no conflicts"),
-                        }
+                    map.reset();
+                    match map.assign(&self.scratch) {
+                        Assign::Worker(w) => w,
+                        Assign::Conflict => unreachable!("an empty map has no conflicts"),
                     }
-                };
-                current[w].push(ch);
-            }
-            steps.push(Step::Send(current));
-            steps
-        }
-    }
-
-    async fn drain_all(workers: &[Addr<DmlWorkerActor>]) -> Result<(), DmError> {
-        let replies = try_join_all(workers.iter().map(|w| w.send(DrainWorker)))
-            .await
-            .map_err(|_| DmError::bare(&crate::error::codes::ACTOR_MAILBOX_CLOSED))?;
-        replies.into_iter().collect()
-    }
-
-    impl Actor for CausalityActor {
-        type Context = Context<Self>;
-
-        fn started(&mut self, _: &mut Context<Self>) {
-            info!(
-                actor = "Causality",
-                parent = "Syncer",
-                bucket = self.bucket,
-                workers = self.workers.len(),
-                "actor started"
-            );
-        }
-
-        fn stopped(&mut self, _: &mut Context<Self>) {
-            info!(
-                actor = "Causality",
-                parent = "Syncer",
-                bucket = self.bucket,
-                reason = "stopped",
-                "actor stopped"
-            );
-        }
-    }
-
-    impl Handler<RowBatch> for CausalityActor {
-        type Result = AtomicResponse<Self, Result<(), DmError>>;
-
-        fn handle(&mut self, msg: RowBatch, _: &mut Context<Self>) -> Self::Result {
-            let steps = self.plan(msg.changes);
-            let workers = self.workers.clone();
-            AtomicResponse::new(Box::pin(
-                async move {
-                    for step in steps {
-                        match step {
-                            Step::Drain => drain_all(&workers).await?,
-                            Step::Send(per_worker) => {
-                                for (w, changes) in per_worker.into_iter().enumerate() {
-                                    if changes.is_empty() {
-                                        continue;
-                                    }
-                                    workers[w].send(ExecuteBatch { changes }).await.map_err(
-                                        |_| {
-                                            DmError::bare(
-                                                &crate::error::codes::ACTOR_MAILBOX_CLOSED,
-                                            )
-                                        },
-                                    )??;
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
                 }
-                .into_actor(self),
-            ))
+            };
+            current[w].push(ch);
         }
+        steps.push(Step::Send(current));
     }
 
-    impl Handler<FlushBarrier> for CausalityActor {
-        type Result = AtomicResponse<Self, Result<(), DmError>>;
-
-        fn handle(&mut self, _: FlushBarrier, _: &mut Context<Self>) -> Self::Result {
-            self.map.reset();
-            let workers = self.workers.clone();
-            AtomicResponse::new(Box::pin(
-                async move { drain_all(&workers).await }.into_actor(self),
-            ))
+    /// Forgets every binding (after all workers were drained).
+    pub fn reset(&mut self) {
+        for (map, _) in &mut self.buckets {
+            map.reset();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! CheckpointActor: writes the syncer's checkpoint on its own downstream connection.
 //!
-//! Messages in: [`SaveCheckpoint`], sent by the SyncerActor only after a `FlushBarrier`
-//! confirmed every earlier change committed. A failed write is retried on a new
+//! Messages in: [`SaveCheckpoint`], sent by the SyncerActor only after draining every DML
+//! worker confirmed every earlier change committed. A failed write is retried on a new
 //! connection with backoff for up to the DML workers' retry window, then reported: the syncer
 //! stops rather than go on without a durable point.
 
@@ -120,5 +120,13 @@ impl Handler<SaveCheckpoint> for CheckpointActor {
             act.conn = conn;
             res
         })))
+    }
+}
+
+impl Handler<super::dml_worker::Halt> for CheckpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::dml_worker::Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Messages in: [`ExecuteBatch`] (replies once the changes are queued; waits while the queue
 //! holds `queue_limit` changes, which is the pipeline's backpressure) and [`DrainWorker`]
-//! (replies when everything queued before is committed). Changes are applied in arrival order,
-//! up to `batch` of them per transaction, and each transaction also bumps this worker's
-//! progress row (see `sql::checkpoint`). After a crash the worker first drops the `skip`
+//! (replies when everything queued before is committed). Changes are taken in arrival order,
+//! up to `batch` of them per transaction; a [`BatchPlanner`] turns them into few multi-row
+//! statements with the same outcome, and the transaction also bumps this worker's progress row
+//! (see `sql::checkpoint`); the whole transaction is one round trip. After a crash the worker first drops the `skip`
 //! changes it had already committed, so replay applies nothing twice.
 //!
 //! Failures: connection errors (downstream restarting, network) are retried with backoff for
@@ -23,13 +24,17 @@ use mysql_async::{Conn, Opts};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::causality::ConflictKeys;
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{DrainWorker, ExecuteBatch};
 use crate::sql::checkpoint::CheckpointTables;
-use crate::sql::dml::{RowChange, batch_sql, compact};
+use crate::sql::dml::{BatchPlanner, RowChange, TargetTable, compact};
 
 /// How long connection failures are retried before the worker gives up.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(300);
+
+/// The largest batch text buffer a worker keeps for the next batch.
+const MAX_KEPT_TEXT: usize = 1 << 20;
 
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
@@ -46,7 +51,9 @@ pub struct WorkerSettings {
     /// Statements run on every new connection (time zone, sql_mode, user session vars).
     pub session: Vec<String>,
     pub batch: usize,
-    pub multiple_rows: bool,
+    /// Keep the order of changes to different tables inside a batch (the target session has
+    /// foreign key checks on); see [`BatchPlanner::in_order`].
+    pub keep_order: bool,
     /// DM's `compact`: merge a batch's changes to the same row.
     pub compact: bool,
     pub checkpoint: CheckpointTables,
@@ -74,6 +81,11 @@ pub struct DmlWorkerActor {
     oldest: Arc<AtomicU64>,
     /// Event time of the first change of the batch being executed.
     executing_ts: u32,
+    /// Reused for every batch's SQL.
+    planner: BatchPlanner,
+    keys: ConflictKeys,
+    /// The last batch's text buffer, reused (`None` while a batch is executing).
+    text: Option<String>,
 }
 
 impl DmlWorkerActor {
@@ -86,6 +98,11 @@ impl DmlWorkerActor {
         committed: u64,
         oldest: Arc<AtomicU64>,
     ) -> Self {
+        let planner = if settings.keep_order {
+            BatchPlanner::in_order()
+        } else {
+            BatchPlanner::default()
+        };
         Self {
             index,
             settings,
@@ -99,6 +116,9 @@ impl DmlWorkerActor {
             skip: committed,
             oldest,
             executing_ts: 0,
+            planner,
+            keys: ConflictKeys::default(),
+            text: None,
         }
     }
 
@@ -166,26 +186,50 @@ impl DmlWorkerActor {
             return;
         }
         let n = self.queue.len().min(self.settings.batch.max(1));
-        let changes: Vec<RowChange> = self.queue.drain(..n).collect();
-        self.executing_ts = changes.first().map_or(0, |c| c.ts);
+        // Written with the batch, so that after a lost connection the worker can tell whether
+        // this very batch committed (counters are reset by checkpoints, so they cannot tell).
+        let batch_id = rand::random::<u64>() >> 1 | 1;
+        let mut text = self.text.take().unwrap_or_default();
+        let changes = &self.queue.make_contiguous()[..n];
+        batch_text(
+            &self.settings,
+            self.index,
+            (&mut self.planner, &mut self.keys),
+            changes,
+            batch_id,
+            &mut text,
+        );
+        self.executing_ts = changes[0].ts;
+        let batch = Batch {
+            text,
+            id: batch_id,
+            len: n,
+            first_table: changes[0].table.clone(),
+        };
+        self.queue.drain(..n);
         self.admit_waiting();
         self.executing = true;
         let settings = self.settings.clone();
         let index = self.index;
         let conn = self.conn.take();
-        async move { execute(conn, &settings, index, &changes).await }
-            .into_actor(self)
-            .map(move |(conn, res), act, ctx| {
-                act.executing = false;
-                act.conn = conn;
-                match res {
-                    Ok(()) => {
-                        act.pump(ctx);
-                    }
-                    Err(e) => act.fail(e),
+        async move {
+            let (conn, res) = execute(conn, &settings, index, &batch).await;
+            (conn, res, batch.text)
+        }
+        .into_actor(self)
+        .map(move |(conn, res, text), act, ctx| {
+            act.executing = false;
+            act.conn = conn;
+            // Keep the buffer unless a huge batch (big BLOBs) grew it.
+            act.text = (text.capacity() <= MAX_KEPT_TEXT).then_some(text);
+            match res {
+                Ok(()) => {
+                    act.pump(ctx);
                 }
-            })
-            .spawn(ctx);
+                Err(e) => act.fail(e),
+            }
+        })
+        .spawn(ctx);
     }
 }
 
@@ -193,7 +237,7 @@ impl Actor for DmlWorkerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        info!(actor = "DMLWorker", parent = "Causality", task = %self.settings.task, source = %self.settings.source, worker = self.index, skip = self.skip, "actor started");
+        info!(actor = "DMLWorker", parent = "Syncer", task = %self.settings.task, source = %self.settings.source, worker = self.index, skip = self.skip, "actor started");
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -238,6 +282,21 @@ impl Handler<DrainWorker> for DmlWorkerActor {
             rx.await
                 .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
         })
+    }
+}
+
+/// Stops a pipeline actor (DML worker, checkpoint, stream) at once, dropping its in-flight
+/// work: sent by the run when it ends, because the pipeline shares the SyncerActor's arbiter
+/// and a retrying worker would otherwise outlive its unit.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Halt;
+
+impl Handler<Halt> for DmlWorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -301,34 +360,58 @@ async fn last_committed_batch(
     .await
 }
 
+/// Writes the transaction text of one batch into `text` (cleared first): BEGIN, the batch's
+/// statements (see [`BatchPlanner`]), the worker's progress row, COMMIT; one round trip.
+fn batch_text(
+    settings: &WorkerSettings,
+    index: usize,
+    (planner, keys): (&mut BatchPlanner, &mut ConflictKeys),
+    changes: &[RowChange],
+    batch_id: u64,
+    text: &mut String,
+) {
+    text.clear();
+    text.push_str("BEGIN");
+    // The dispatcher's keys when it kept them (compacted changes get theirs computed).
+    let mut key_fn = |ch: &RowChange, out: &mut Vec<u64>| match ch.keys.get() {
+        Some(k) => {
+            out.clear();
+            out.extend_from_slice(k);
+        }
+        None => keys.keys(ch, out),
+    };
+    if settings.compact {
+        let compacted = compact(changes.to_vec());
+        planner.plan(&compacted, &mut key_fn, text);
+    } else {
+        planner.plan(changes, &mut key_fn, text);
+    }
+    text.push_str(";\n");
+    text.push_str(
+        &settings
+            .checkpoint
+            .worker_progress_sql(index, changes.len(), batch_id),
+    );
+    text.push_str(";\nCOMMIT");
+}
+
+/// One transaction's worth of changes, as SQL.
+struct Batch {
+    text: String,
+    /// Random, written to the progress row with the batch.
+    id: u64,
+    len: usize,
+    first_table: Arc<TargetTable>,
+}
+
 /// Runs one batch in one transaction; returns the connection (if still usable) and the result.
 async fn execute(
     mut conn: Option<Conn>,
     settings: &WorkerSettings,
     index: usize,
-    changes: &[RowChange],
+    batch: &Batch,
 ) -> (Option<Conn>, Result<(), DmError>) {
-    // Written with the batch, so that after a lost connection the worker can tell whether
-    // this very batch committed (counters are reset by checkpoints, so they cannot tell).
-    let batch_id = rand::random::<u64>() >> 1 | 1;
-    let mut stmts = Vec::with_capacity(changes.len() + 3);
-    stmts.push("BEGIN".to_string());
-    if settings.compact {
-        batch_sql(
-            &compact(changes.to_vec()),
-            settings.multiple_rows,
-            &mut stmts,
-        );
-    } else {
-        batch_sql(changes, settings.multiple_rows, &mut stmts);
-    }
-    stmts.push(
-        settings
-            .checkpoint
-            .worker_progress_sql(index, changes.len(), batch_id),
-    );
-    stmts.push("COMMIT".to_string());
-    let text = stmts.join(";\n");
+    let (text, batch_id) = (&batch.text, batch.id);
     let started = Instant::now();
     let mut pause = Duration::from_millis(200);
     let mut verify = false;
@@ -376,7 +459,7 @@ async fn execute(
             }
         }
         session = Some(c.id());
-        match c.query_drop(&text).await {
+        match c.query_drop(text).await {
             Ok(()) => return (conn, Ok(())),
             Err(e) => match classify(&e) {
                 Failure::Retry => {
@@ -402,15 +485,11 @@ async fn execute(
                 }
                 Failure::Fatal => {
                     let _ = c.query_drop("ROLLBACK").await;
-                    let first = changes
-                        .first()
-                        .map(|ch| ch.table.quoted.clone())
-                        .unwrap_or_default();
                     let err = DmError::new(
                         &codes::DB_EXECUTE_FAILED,
                         format!(
-                            "applying a batch of {} changes (first on {first}) failed",
-                            changes.len()
+                            "applying a batch of {} changes (first on {}) failed",
+                            batch.len, batch.first_table.quoted
                         ),
                     )
                     .with_cause(e);

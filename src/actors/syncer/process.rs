@@ -15,9 +15,9 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 use tracing::{debug, info, warn};
 
-use super::causality::CausalityActor;
+use super::causality::{Dispatch, KeyHasher, Step};
 use super::checkpoint::CheckpointActor;
-use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
+use super::dml_worker::{DmlWorkerActor, Halt, RETRY_WINDOW, WorkerSettings, is_connection_error};
 use super::stream::StreamControllerActor;
 use super::{SyncStatus, SyncerActor};
 use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
@@ -29,10 +29,10 @@ use crate::binlog::value::{ColumnInfo, Value};
 use crate::config::rules::ExpressionFilter;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
-use crate::messages::syncer::{FlushBarrier, RowBatch, SaveCheckpoint};
+use crate::messages::syncer::{DrainWorker, ExecuteBatch, SaveCheckpoint};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::ddl::{self, DdlPiece, StatementKind};
-use crate::sql::dml::{DmlKind, RowChange, TargetTable};
+use crate::sql::dml::{ChangeKeys, DmlKind, RowChange, TargetTable};
 use crate::sql::expr::RowExpr;
 use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
 use crate::sql::route::Router;
@@ -128,15 +128,25 @@ pub struct Run {
     downstream: Conn,
     to_opts: Opts,
     session: Vec<String>,
-    buckets: Vec<Addr<CausalityActor>>,
+    /// Which worker each change goes to.
+    dispatch: Dispatch,
+    /// The DML workers, by global index.
+    workers: Vec<Addr<DmlWorkerActor>>,
     checkpoint: Addr<CheckpointActor>,
-    pipeline: Arbiter,
-    _stream: Addr<StreamControllerActor>,
+    stream: Addr<StreamControllerActor>,
     file: String,
     gtid: Option<GtidSet>,
     pending_gtid: Option<GtidEvent>,
-    /// End of the last transaction read.
+    /// End of the last transaction read, as of the last [`Run::boundary`] call; see
+    /// `boundary_end`.
     boundary: Location,
+    /// The end (in `file`, with `gtid`) of transactions closed since `boundary` was last
+    /// brought up to date: it is only materialized when read, not per transaction.
+    boundary_end: Option<u32>,
+    /// Read once per batch of events: the safe-mode window since the start is open, and the
+    /// checkpoint flush interval has passed.
+    in_safe_window: bool,
+    flush_due: bool,
     /// The last saved checkpoint.
     flushed: Location,
     /// No checkpoint exists yet (GTID start): save one before the first change.
@@ -165,7 +175,13 @@ enum GtidEvent {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        self.pipeline.stop();
+        // The pipeline lives on this arbiter: stop it with the run (a worker retrying a dead
+        // downstream would otherwise keep going).
+        for w in &self.workers {
+            w.do_send(Halt);
+        }
+        self.checkpoint.do_send(Halt);
+        self.stream.do_send(Halt);
     }
 }
 
@@ -338,43 +354,49 @@ impl Run {
             warn!(task = %cfg.name, source = %cfg.source_id, "checkpoint has no worker progress for this worker-count (changed since the last run): replay is not exact, safe mode covers safe-mode-duration as in DM");
         }
 
-        // The pipeline (causality, workers, checkpoint) runs on an arbiter of its own so
-        // decoding here does not delay its I/O.
-        let pipeline = Arbiter::new();
+        // The pipeline (workers, checkpoint) runs on this unit's own arbiter, the
+        // SyncerActor's: on a machine shared with the target, one thread without cross-thread
+        // wake-ups, hand-offs and frees costs the least CPU per row, and decoding one batch
+        // of events takes well under a millisecond, so the workers' I/O is not held up.
+        let pipeline = Arbiter::current();
         let settings = Arc::new(WorkerSettings {
             task: cfg.name.clone(),
             source: cfg.source_id.clone(),
             opts: to_opts.clone(),
             session: session.clone(),
             batch: cfg.syncer.batch.max(1) as usize,
-            multiple_rows: cfg.syncer.multiple_rows,
+            // Rows of one table and kind always share statements (exact forms; DM's
+            // `multiple-rows` changes nothing more); with foreign key checks on, only
+            // consecutive ones, so that parents and children keep their order.
+            keep_order: cfg
+                .to
+                .session_var("foreign_key_checks")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("on")),
             compact: cfg.syncer.compact,
             checkpoint: (*tables).clone(),
         });
         let bucket_count = worker_count.div_ceil(WORKERS_PER_BUCKET).max(1);
         let queue_limit = (cfg.syncer.queue_size as usize / 2).max(cfg.syncer.batch as usize);
-        let mut buckets = Vec::with_capacity(bucket_count);
-        let mut in_flight = Vec::with_capacity(worker_count);
-        for b in 0..bucket_count {
-            let mut workers = Vec::new();
-            for index in (b..worker_count).step_by(bucket_count) {
-                let committed = applied.as_ref().map_or(0, |a| a[index]);
-                let s = settings.clone();
-                let oldest = Arc::new(AtomicU64::new(0));
-                in_flight.push(oldest.clone());
-                workers.push(DmlWorkerActor::start_in_arbiter(
-                    &pipeline.handle(),
-                    move |_| DmlWorkerActor::new(index, s, queue_limit, committed, oldest),
-                ));
-            }
-            buckets.push(CausalityActor::start_in_arbiter(
-                &pipeline.handle(),
-                move |_| CausalityActor::new(b, workers),
-            ));
+        let mut workers = Vec::with_capacity(worker_count);
+        let mut in_flight = Vec::with_capacity(worker_count + 1);
+        for index in 0..worker_count {
+            let committed = applied.as_ref().map_or(0, |a| a[index]);
+            let s = settings.clone();
+            let oldest = Arc::new(AtomicU64::new(0));
+            in_flight.push(oldest.clone());
+            workers.push(DmlWorkerActor::start_in_arbiter(&pipeline, move |_| {
+                DmlWorkerActor::new(index, s, queue_limit, committed, oldest)
+            }));
         }
+        // Worker `i` belongs to bucket `i % buckets`, in index order within it.
+        let dispatch = Dispatch::new(
+            (0..bucket_count)
+                .map(|b| (b..worker_count).step_by(bucket_count).collect())
+                .collect(),
+        );
         in_flight.push(Arc::new(AtomicU64::new(0)));
         let (task, cp_tables) = (cfg.name.clone(), tables.clone());
-        let checkpoint = CheckpointActor::start_in_arbiter(&pipeline.handle(), move |_| {
+        let checkpoint = CheckpointActor::start_in_arbiter(&pipeline, move |_| {
             CheckpointActor::new(task, to_opts, cp_tables, worker_count)
         });
 
@@ -407,14 +429,17 @@ impl Run {
             downstream,
             to_opts: settings.opts.clone(),
             session: settings.session.clone(),
-            buckets,
+            dispatch,
+            workers,
             checkpoint,
-            pipeline,
-            _stream: stream,
+            stream,
             file: location.position.name.clone(),
             gtid: location.gtid.clone(),
             pending_gtid: None,
             boundary: location.clone(),
+            boundary_end: None,
+            in_safe_window: true,
+            flush_due: false,
             flushed: location,
             needs_initial_save,
             last_flush: Instant::now(),
@@ -432,6 +457,7 @@ impl Run {
             total_rows: 0,
             last_master_status: Instant::now() - MASTER_STATUS_EVERY,
         };
+        run.read_clocks();
         if run.needs_initial_save && !run.boundary.position.name.is_empty() {
             run.save_checkpoint().await?;
         }
@@ -449,13 +475,32 @@ impl Run {
         &self.flushed
     }
 
-    fn safe_mode(&self) -> bool {
-        self.cfg.syncer.safe_mode
-            || self.started.elapsed() < self.cfg.syncer.safe_mode_window()
-            || self
-                .exit_safe
-                .as_ref()
-                .is_some_and(|e| self.boundary.position < e.position)
+    fn safe_mode(&mut self) -> bool {
+        if self.cfg.syncer.safe_mode || self.in_safe_window {
+            return true;
+        }
+        if self.exit_safe.is_none() {
+            return false;
+        }
+        self.boundary();
+        let at = &self.boundary.position;
+        self.exit_safe.as_ref().is_some_and(|e| *at < e.position)
+    }
+
+    /// The end of the last transaction read (brought up to date).
+    fn boundary(&mut self) -> &Location {
+        if let Some(end) = self.boundary_end.take() {
+            self.boundary.position.name.clone_from(&self.file);
+            self.boundary.position.pos = end;
+            self.boundary.gtid.clone_from(&self.gtid);
+        }
+        &self.boundary
+    }
+
+    /// Reads the clocks the per-event paths need, once per batch of events.
+    fn read_clocks(&mut self) {
+        self.in_safe_window = self.started.elapsed() < self.cfg.syncer.safe_mode_window();
+        self.flush_due = self.last_flush.elapsed() >= self.cfg.syncer.flush_interval();
     }
 
     /// Handles a batch of events in stream order.
@@ -466,17 +511,18 @@ impl Run {
             .find(|&t| t > 0)
             .unwrap_or(0);
         self.busy_ts.store(u64::from(oldest), Ordering::Relaxed);
+        self.read_clocks();
         for ev in events {
             self.total_events += 1;
             let header = ev.header();
             let end = header.log_pos();
             let ts = header.timestamp();
-            let here = Location {
-                position: Position::new(self.file.clone(), end),
-                gtid: self.gtid.clone(),
-            };
             match BinlogEvent::classify(&ev)? {
-                BinlogEvent::Rotate { next, .. } => self.file = next,
+                BinlogEvent::Rotate { next, .. } => {
+                    // The last boundary is in the file being left.
+                    self.boundary();
+                    self.file = next;
+                }
                 BinlogEvent::MariaGtid { gtid, .. } => {
                     self.note_first_transaction(end, header.event_size());
                     self.pending_gtid = Some(GtidEvent::Maria(gtid));
@@ -487,6 +533,7 @@ impl Run {
                 }
                 BinlogEvent::MariaGtidList(list) => {
                     if self.gtid.is_none() && self.flavor == Flavor::MariaDb {
+                        self.boundary();
                         let mut set = MariaGtidSet::default();
                         for g in list {
                             set.update(g);
@@ -501,16 +548,15 @@ impl Run {
                     StatementKind::Dml => {
                         return Err(DmError::new(
                             &codes::SYNCER_UNIT_DML_STATEMENT_FOUND,
-                            format!("statement `{}` at {here}", truncate(&sql)),
+                            format!("statement `{}` at {}", truncate(&sql), self.here(end)),
                         ));
                     }
                 },
-                BinlogEvent::TableMap => self.table_map(&ev, &here).await?,
-                BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, &here).await?,
+                BinlogEvent::TableMap => self.table_map(&ev, end).await?,
+                BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, end).await?,
                 BinlogEvent::Xid { .. } => self.end_txn(end).await?,
                 BinlogEvent::Heartbeat => {
-                    if !self.in_txn && self.last_flush.elapsed() >= self.cfg.syncer.flush_interval()
-                    {
+                    if !self.in_txn && self.flush_due {
                         self.flush().await?;
                     }
                 }
@@ -527,14 +573,14 @@ impl Run {
     /// A GTID start knows no file position: the start of the first transaction received is
     /// where a position-based replay of this run must begin.
     fn note_first_transaction(&mut self, end: u32, size: u32) {
-        if self.needs_initial_save && self.boundary.position.name.is_empty() && end >= size {
+        if self.needs_initial_save && self.boundary().position.name.is_empty() && end >= size {
             self.boundary.position = Position::new(self.file.clone(), end - size);
         }
     }
 
     async fn end_txn(&mut self, end: u32) -> Result<(), DmError> {
         self.close_txn(end);
-        if self.last_flush.elapsed() >= self.cfg.syncer.flush_interval() {
+        if self.flush_due {
             self.flush().await?;
         }
         Ok(())
@@ -543,6 +589,10 @@ impl Run {
     /// Records a transaction's end: its GTID joins the set and `end` becomes the boundary.
     fn close_txn(&mut self, end: u32) {
         self.in_txn = false;
+        if end == 0 {
+            // No position to move to: the boundary keeps its GTID state as of now.
+            self.boundary();
+        }
         match self.pending_gtid.take() {
             Some(GtidEvent::Maria(g)) => match &mut self.gtid {
                 Some(GtidSet::MariaDb(set)) => set.update(g),
@@ -563,15 +613,29 @@ impl Run {
             None => {}
         }
         if end > 0 {
-            self.boundary = Location {
-                position: Position::new(self.file.clone(), end),
-                gtid: self.gtid.clone(),
-            };
+            self.boundary_end = Some(end);
         }
     }
 
-    async fn table_map(&mut self, ev: &Event, here: &Location) -> Result<(), DmError> {
-        let tme: TableMapEvent = ev.read_event().map_err(|e| decode_err(e, here))?;
+    /// Where the event ending at `end` is, for error messages.
+    fn here(&self, end: u32) -> Location {
+        Location {
+            position: Position::new(self.file.clone(), end),
+            gtid: self.gtid.clone(),
+        }
+    }
+
+    async fn table_map(&mut self, ev: &Event, end: u32) -> Result<(), DmError> {
+        // A TABLE_MAP body starts with the table id too: known tables skip the full decode
+        // (every transaction maps its tables again).
+        if let Ok(id) = rows_table_id(ev.data())
+            && self.tables.contains_key(&id)
+        {
+            return Ok(());
+        }
+        let tme: TableMapEvent = ev
+            .read_event()
+            .map_err(|e| decode_err(e, &self.here(end)))?;
         let id = tme.table_id();
         if self.tables.contains_key(&id) {
             return Ok(());
@@ -588,7 +652,10 @@ impl Run {
                 None => {
                     return Err(DmError::new(
                         &codes::SYNC_TABLE_NOT_FOUND,
-                        format!("`{schema}`.`{table}` (binlog at {here}) is not in the upstream"),
+                        format!(
+                            "`{schema}`.`{table}` (binlog at {}) is not in the upstream",
+                            self.here(end)
+                        ),
                     ));
                 }
             }
@@ -609,7 +676,7 @@ impl Run {
         let plan = DecodePlan::new(&tme, &columns).map_err(|e| {
             DmError::new(
                 &codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH,
-                format!("`{schema}`.`{table}` at {here}: {e}"),
+                format!("`{schema}`.`{table}` at {}: {e}", self.here(end)),
             )
         })?;
         let same = |a: &str, b: &str| {
@@ -638,9 +705,9 @@ impl Run {
         let target_table = routed.table.clone().unwrap_or_else(|| table.clone());
         let mut target = TargetTable::new(&routed.schema, &target_table, columns, handle, uniques);
         target.extra = routed.extra_columns;
-        let mut h = super::causality::KeyHasher::default();
+        let mut h = KeyHasher::default();
         h.write(target.quoted.as_bytes());
-        let bucket = (h.finish() % self.buckets.len() as u64) as usize;
+        let bucket = (h.finish() % self.pending.len() as u64) as usize;
         self.tables.insert(
             id,
             Some(Arc::new(TableEntry {
@@ -655,23 +722,20 @@ impl Run {
         Ok(())
     }
 
-    async fn rows(
-        &mut self,
-        ev: &Event,
-        event_type: u8,
-        ts: u32,
-        here: &Location,
-    ) -> Result<(), DmError> {
+    async fn rows(&mut self, ev: &Event, event_type: u8, ts: u32, end: u32) -> Result<(), DmError> {
         let data = ev.data();
-        let id = rows_table_id(data).map_err(|e| decode_err(e.to_dm(), here))?;
+        let id = rows_table_id(data).map_err(|e| decode_err(e.to_dm(), &self.here(end)))?;
         let Some(entry) = self.tables.get(&id).cloned().flatten() else {
             return Ok(());
         };
         let batch = decode_rows(&entry.plan, event_type, data).map_err(|e| {
             let mut err = e.to_dm();
             err.message = format!(
-                "`{}`.`{}` at {here}: {}",
-                entry.schema, entry.table, err.message
+                "`{}`.`{}` at {}: {}",
+                entry.schema,
+                entry.table,
+                self.here(end),
+                err.message
             );
             err
         })?;
@@ -691,8 +755,10 @@ impl Run {
                     return Err(DmError::new(
                         &codes::CONFIG_BINLOG_EVENT_FILTER,
                         format!(
-                            "a filter rule with action Error matched {ek:?} on `{}`.`{}` at {here}",
-                            entry.schema, entry.table
+                            "a filter rule with action Error matched {ek:?} on `{}`.`{}` at {}",
+                            entry.schema,
+                            entry.table,
+                            self.here(end)
                         ),
                     ));
                 }
@@ -720,6 +786,7 @@ impl Run {
                 after: row.after,
                 safe_mode: safe,
                 ts,
+                keys: ChangeKeys::default(),
             });
         }
         self.total_rows += n as u64;
@@ -730,32 +797,46 @@ impl Run {
         Ok(())
     }
 
-    /// Sends buffered changes to their buckets (returns once they are queued at workers).
+    /// Routes buffered changes to their workers (returns once they are queued there).
     async fn dispatch(&mut self) -> Result<(), DmError> {
         if self.pending_rows == 0 {
             return Ok(());
         }
         self.pending_rows = 0;
-        for (b, changes) in self.pending.iter_mut().enumerate() {
-            if changes.is_empty() {
+        let mut steps = Vec::new();
+        for b in 0..self.pending.len() {
+            if self.pending[b].is_empty() {
                 continue;
             }
-            let changes = std::mem::take(changes);
-            self.buckets[b]
-                .send(RowBatch { changes })
-                .await
-                .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
+            let changes = std::mem::take(&mut self.pending[b]);
+            steps.clear();
+            self.dispatch.route(b, changes, &mut steps);
+            for step in steps.drain(..) {
+                let workers = self.dispatch.workers(b);
+                match step {
+                    Step::Drain => drain(workers.iter().map(|&w| &self.workers[w])).await?,
+                    Step::Send(per_worker) => {
+                        let sends = per_worker
+                            .into_iter()
+                            .zip(workers)
+                            .filter(|(changes, _)| !changes.is_empty())
+                            .map(|(changes, &w)| self.workers[w].send(ExecuteBatch { changes }));
+                        let replies = try_join_all(sends)
+                            .await
+                            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
+                        replies.into_iter().collect::<Result<Vec<()>, DmError>>()?;
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    /// Waits until every dispatched change is committed.
+    /// Waits until every dispatched change is committed; the conflict maps start over.
     async fn barrier(&mut self) -> Result<(), DmError> {
         self.dispatch().await?;
-        let replies = try_join_all(self.buckets.iter().map(|b| b.send(FlushBarrier)))
-            .await
-            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
-        replies.into_iter().collect::<Result<Vec<()>, DmError>>()?;
+        drain(self.workers.iter()).await?;
+        self.dispatch.reset();
         Ok(())
     }
 
@@ -771,17 +852,19 @@ impl Run {
                 )
             })
             .collect();
+        let location = self.boundary().clone();
         self.checkpoint
             .send(SaveCheckpoint {
-                location: self.boundary.clone(),
+                location,
                 tables,
                 exit_safe: self.exit_safe.clone(),
             })
             .await
             .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
-        self.flushed = self.boundary.clone();
+        self.flushed = self.boundary().clone();
         self.needs_initial_save = false;
         self.last_flush = Instant::now();
+        self.flush_due = false;
         if self
             .exit_safe
             .as_ref()
@@ -939,7 +1022,10 @@ impl Run {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut s = self.status.lock().expect("status lock");
+        let safe_mode = self.safe_mode();
+        self.boundary();
+        let status = self.status.clone();
+        let mut s = status.lock().expect("status lock");
         s.total_events = self.total_events;
         s.total_rows = self.total_rows;
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
@@ -952,7 +1038,7 @@ impl Run {
             .map(ToString::to_string)
             .unwrap_or_default();
         s.current_binlog = self.boundary.position.to_string();
-        s.safe_mode = self.safe_mode();
+        s.safe_mode = safe_mode;
         s.seconds_behind_master = lag_seconds(&self.in_flight, now);
         if s.lag_sources.is_empty() {
             s.lag_sources = self.in_flight.clone();
@@ -967,6 +1053,14 @@ impl Run {
             };
         }
     }
+}
+
+/// Waits until `workers` have committed everything they were sent.
+async fn drain<'a>(workers: impl Iterator<Item = &'a Addr<DmlWorkerActor>>) -> Result<(), DmError> {
+    let replies = try_join_all(workers.map(|w| w.send(DrainWorker)))
+        .await
+        .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
+    replies.into_iter().collect()
 }
 
 /// DM's lag: now − the event time of the oldest change still in flight; 0 when idle.

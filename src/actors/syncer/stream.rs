@@ -173,9 +173,10 @@ async fn run(
                         {
                             continue;
                         }
-                        cursor.last_end = Some(Position::new(cursor.file.clone(), end));
+                        // Updated in place (no allocation per event).
+                        set_position(&mut cursor.last_end, &cursor.file, end);
                         if is_boundary(&ev) {
-                            cursor.boundary = Some(Position::new(cursor.file.clone(), end));
+                            set_position(&mut cursor.boundary, &cursor.file, end);
                         }
                     }
                     batch.push(ev);
@@ -219,8 +220,22 @@ async fn run(
     }
 }
 
+/// Sets `slot` to `file:pos`, reusing its allocation.
+fn set_position(slot: &mut Option<Position>, file: &str, pos: u32) {
+    match slot {
+        Some(p) => {
+            if p.name != file {
+                p.name.clear();
+                p.name.push_str(file);
+            }
+            p.pos = pos;
+        }
+        None => *slot = Some(Position::new(file, pos)),
+    }
+}
+
 async fn hand_over(syncer: &Addr<SyncerActor>, batch: &mut Vec<Event>) -> Result<(), DmError> {
-    let events = std::mem::take(batch);
+    let events = std::mem::replace(batch, Vec::with_capacity(BATCH_EVENTS));
     match syncer.send(EventBatch { events }).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e),
@@ -252,5 +267,13 @@ impl Actor for StreamControllerActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         info!(actor = "StreamController", parent = "Syncer", task = %self.task, reason = "stopped", "actor stopped");
+    }
+}
+
+impl Handler<super::dml_worker::Halt> for StreamControllerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::dml_worker::Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

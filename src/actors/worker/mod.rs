@@ -6,7 +6,8 @@
 //!   └─ SourceWorkerActor   one per bound source (/dm-master/bound-worker/<name>)
 //!        └─ SubtaskActor   one per task of the source; follows the expected stage, auto-resumes
 //!             └─ UnitsActor  one incarnation of dump → load → sync (own arbiter)
-//!                  └─ SyncerActor (own arbiter) → pipeline (own arbiter)
+//!                  └─ SyncerActor (own arbiter: stream, causality dispatch, DML workers,
+//!                     checkpoint)
 //! MasterProbeActor          polls the `join` masters' /status
 //! ```
 //!

@@ -15,7 +15,6 @@ use crate::api::wire::{
     TransferSourceRequest,
 };
 use crate::error::{DmError, codes};
-use crate::messages::master::TransferSource;
 use crate::store::etcd::ha::Stage;
 
 fn ok<T: Serialize>(body: T) -> HttpResponse {
@@ -201,13 +200,9 @@ async fn transfer_source(
     req: web::Json<TransferSourceRequest>,
 ) -> HttpResponse {
     let req = req.into_inner();
-    let res = state
-        .ask(TransferSource {
-            source: req.source.clone(),
-            worker: req.worker.clone(),
-        })
-        .await;
-    ok(common(res))
+    ok(common(
+        service::transfer_source(&state, &req.source, &req.worker).await,
+    ))
 }
 
 fn common(res: Result<(), DmError>) -> CommonResponse {

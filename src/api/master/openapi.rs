@@ -32,7 +32,7 @@ use crate::api::wire::QueryStatusResponse;
 use crate::config::task::MySqlInstance;
 use crate::config::{SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
-use crate::messages::master::{ClusterView, TransferSource, UpdateSubtasks};
+use crate::messages::master::{ClusterView, UpdateSubtasks};
 use crate::store::etcd::ha::Stage;
 
 /// An OpenAPI error answer: `status` with `{error_msg, error_code}`.
@@ -237,12 +237,7 @@ async fn transfer_source(
     body: web::Bytes,
 ) -> ApiResult {
     let r: WorkerNameRequest = parse(&req, &body)?;
-    state
-        .ask(TransferSource {
-            source: path.into_inner(),
-            worker: r.worker_name,
-        })
-        .await?;
+    service::transfer_source(&state, &path, &r.worker_name).await?;
     Ok(HttpResponse::Ok().finish())
 }
 

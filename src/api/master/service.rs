@@ -16,7 +16,8 @@ use crate::config::db::DbConfig;
 use crate::config::{Secret, SecretKey, SourceConfig, SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
 use crate::messages::master::{
-    AddSource, ClusterView, DeleteTask, RemoveSource, SetStage, StartTask, UpdateSource,
+    AddSource, ClusterView, DeleteTask, RemoveSource, SetStage, StartTask, TransferSource,
+    UpdateSource,
 };
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::quote_ident;
@@ -498,4 +499,66 @@ mod tests {
             "{t:?}"
         );
     }
+}
+
+/// `transfer-source`: when the source is bound to another worker and has Running tasks, they
+/// are paused first and the old worker must report them Paused (units stopped, checkpoint
+/// flushed) before the binding moves, so the source never runs on two workers at once; then
+/// they are resumed on the new worker. A task that does not pause in time aborts the transfer
+/// (code 46032) and is resumed where it was.
+pub async fn transfer_source(
+    state: &MasterState,
+    source: &str,
+    worker: &str,
+) -> Result<(), DmError> {
+    let view = state.view().await?;
+    let moves = view.bound.get(source).is_some_and(|w| w != worker);
+    let running: Vec<String> = view
+        .subtasks
+        .iter()
+        .filter(|((_, s), v)| s == source && v.expect == Stage::Running)
+        .map(|((t, _), _)| t.clone())
+        .collect();
+    let sources = [source.to_string()];
+    let pause_first = moves && !running.is_empty();
+    if pause_first {
+        for t in &running {
+            set_stage(state, Some(t), &sources, Stage::Paused).await?;
+        }
+        for t in &running {
+            let r = super::status::wait_operation(
+                state,
+                t,
+                source,
+                super::status::Expect::Stage(Stage::Paused),
+            )
+            .await;
+            if !r.result {
+                for t in &running {
+                    let _ = set_stage(state, Some(t), &sources, Stage::Running).await;
+                }
+                return Err(DmError::new(
+                    &codes::SCHEDULER_PAUSE_TASK_FOR_TRANSFER_SOURCE,
+                    format!(
+                        "task `{t}` on source `{source}` did not pause on its worker: {}",
+                        r.msg
+                    ),
+                ));
+            }
+        }
+    }
+    let moved = state
+        .ask(TransferSource {
+            source: source.to_string(),
+            worker: worker.to_string(),
+        })
+        .await;
+    if pause_first {
+        for t in &running {
+            set_stage(state, Some(t), &sources, Stage::Running).await?;
+        }
+    }
+    moved?;
+    info!(source, worker, resumed = ?running, "source transferred");
+    Ok(())
 }

@@ -455,52 +455,6 @@ pub async fn delete_task(
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_format() {
-        assert!(check_start_time("2021-10-21 00:01:00").is_ok());
-        assert!(check_start_time("2021-10-21T00:01:00").is_ok());
-        assert!(check_start_time("2021-10-21T00:01:00+08:00").is_ok());
-        assert!(check_start_time("2021-10-21T00:01:00Z").is_ok());
-        assert!(check_start_time("2021-10-21T00:01:00+0800").is_err());
-        assert!(check_start_time("2021-10-21").is_err());
-        assert!(check_start_time("2021/10/21 00:01:00").is_err());
-    }
-
-    #[test]
-    fn redacted_yaml_hides_the_password() {
-        let cfg = SourceConfig::from_yaml(
-            "source-id: s1\nfrom:\n  host: 127.0.0.1\n  port: 3306\n  user: root\n  password: topsecret\n",
-            "t",
-        )
-        .unwrap();
-        let y = redacted_yaml(&cfg);
-        assert!(!y.contains("topsecret"), "{y}");
-        assert!(y.contains("******"), "{y}");
-        assert!(y.contains("source-id: s1"), "{y}");
-    }
-
-    #[test]
-    fn meta_tables_are_dms_names() {
-        let t = meta_tables("t1", "dm_meta");
-        assert!(
-            t.contains(&"`dm_meta`.`t1_syncer_checkpoint`".to_string()),
-            "{t:?}"
-        );
-        assert!(
-            t.contains(&"`dm_meta`.`t1_loader_checkpoint`".to_string()),
-            "{t:?}"
-        );
-        assert!(
-            t.contains(&"`dm_meta`.`t1_syncer_worker`".to_string()),
-            "{t:?}"
-        );
-    }
-}
-
 /// `transfer-source`: when the source is bound to another worker and has Running tasks, they
 /// are paused first and the old worker must report them Paused (units stopped, checkpoint
 /// flushed) before the binding moves, so the source never runs on two workers at once; then
@@ -561,4 +515,50 @@ pub async fn transfer_source(
     moved?;
     info!(source, worker, resumed = ?running, "source transferred");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_format() {
+        assert!(check_start_time("2021-10-21 00:01:00").is_ok());
+        assert!(check_start_time("2021-10-21T00:01:00").is_ok());
+        assert!(check_start_time("2021-10-21T00:01:00+08:00").is_ok());
+        assert!(check_start_time("2021-10-21T00:01:00Z").is_ok());
+        assert!(check_start_time("2021-10-21T00:01:00+0800").is_err());
+        assert!(check_start_time("2021-10-21").is_err());
+        assert!(check_start_time("2021/10/21 00:01:00").is_err());
+    }
+
+    #[test]
+    fn redacted_yaml_hides_the_password() {
+        let cfg = SourceConfig::from_yaml(
+            "source-id: s1\nfrom:\n  host: 127.0.0.1\n  port: 3306\n  user: root\n  password: topsecret\n",
+            "t",
+        )
+        .unwrap();
+        let y = redacted_yaml(&cfg);
+        assert!(!y.contains("topsecret"), "{y}");
+        assert!(y.contains("******"), "{y}");
+        assert!(y.contains("source-id: s1"), "{y}");
+    }
+
+    #[test]
+    fn meta_tables_are_dms_names() {
+        let t = meta_tables("t1", "dm_meta");
+        assert!(
+            t.contains(&"`dm_meta`.`t1_syncer_checkpoint`".to_string()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"`dm_meta`.`t1_loader_checkpoint`".to_string()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"`dm_meta`.`t1_syncer_worker`".to_string()),
+            "{t:?}"
+        );
+    }
 }

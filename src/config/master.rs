@@ -57,7 +57,7 @@ pub struct MasterConfig {
     pub etcd_binary: String,
     /// dm-rs: TTL in seconds of the leader's election lease: how long a killed leader keeps
     /// the leadership before a follower takes over (a stopped leader resigns at once). At
-    /// least 1. DM uses 60 s; dm-rs defaults to 5 s so that a new leader is elected within
+    /// least 1. DM uses 60 s; dm-rs defaults to 3 s so that a new leader is elected within
     /// seconds of a leader's `kill -9`.
     pub election_ttl: u64,
 }
@@ -102,7 +102,7 @@ impl Default for MasterConfig {
 }
 
 /// Default `election-ttl` in seconds (DM: 60).
-pub const DEFAULT_ELECTION_TTL: u64 = 5;
+pub const DEFAULT_ELECTION_TTL: u64 = 3;
 
 /// Log levels both binaries accept.
 pub const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "fatal"];
@@ -334,9 +334,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn election_ttl_defaults_to_5s_and_must_be_positive() {
+    fn election_ttl_defaults_to_3s_and_must_be_positive() {
         let cfg = MasterConfig::from_toml("", "m.toml").unwrap();
-        assert_eq!(cfg.election_ttl(), Duration::from_secs(5));
+        assert_eq!(cfg.election_ttl(), Duration::from_secs(3));
         let cfg = MasterConfig::from_toml("election-ttl = 60\n", "m.toml").unwrap();
         assert_eq!(cfg.election_ttl, 60);
         let err = MasterConfig::from_toml("election-ttl = 0\n", "m.toml").unwrap_err();

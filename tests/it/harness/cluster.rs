@@ -35,8 +35,8 @@ const WORKER_READY: Duration = Duration::from_secs(30);
 /// Pause between two polls that run dmctl: a few requests per second, well inside dm-master's
 /// request rate limit, and cheap on 2 cores.
 pub const CTL_POLL: Duration = Duration::from_millis(200);
-/// Election TTL passed to masters when they have the flag (DM's is 60 s: too slow for tests).
-pub const ELECTION_TTL_SECS: u64 = 5;
+/// Election TTL passed to masters when they have the flag: dm-rs's default (DM's 60 s is too slow).
+pub const ELECTION_TTL_SECS: u64 = 3;
 
 /// Cluster tests share 2 cores with everything else: one cluster at a time keeps elections
 /// and keepalives from timing out under load.

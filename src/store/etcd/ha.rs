@@ -176,38 +176,42 @@ pub async fn get_prefix(
     Ok((rev, kvs))
 }
 
+/// The JSON values below `prefix` at `revision`, decoded.
+async fn json_prefix<T: for<'de> Deserialize<'de>>(
+    client: &mut Client,
+    prefix: &str,
+    revision: i64,
+) -> Result<Vec<T>, DmError> {
+    get_prefix(client, prefix, revision)
+        .await?
+        .1
+        .iter()
+        .map(|(k, v)| decode_json(k, v))
+        .collect()
+}
+
 /// Reads the whole cluster state at one revision.
 pub async fn load_state(client: &mut Client) -> Result<ClusterState, DmError> {
-    let (revision, _) = get_prefix(client, keys::UPSTREAM_CONFIG, 0).await?;
+    // One read fixes the revision; every other prefix is read at it.
+    let (revision, sources) = get_prefix(client, keys::UPSTREAM_CONFIG, 0).await?;
     let mut st = ClusterState {
         revision,
         ..Default::default()
     };
-    for (k, v) in get_prefix(client, keys::UPSTREAM_CONFIG, revision).await?.1 {
+    for (_, v) in sources {
         let cfg = source_from_toml(&String::from_utf8_lossy(&v))?;
         st.sources.insert(cfg.source_id.clone(), cfg);
-        let _ = k;
     }
-    for (k, v) in get_prefix(client, keys::WORKER_REGISTER, revision).await?.1 {
-        let w: WorkerInfo = decode_json(&k, &v)?;
+    for w in json_prefix::<WorkerInfo>(client, keys::WORKER_REGISTER, revision).await? {
         st.workers.insert(w.name.clone(), w);
     }
-    for (k, v) in get_prefix(client, keys::WORKER_KEEPALIVE, revision)
-        .await?
-        .1
-    {
-        let w: WorkerEvent = decode_json(&k, &v)?;
+    for w in json_prefix::<WorkerEvent>(client, keys::WORKER_KEEPALIVE, revision).await? {
         st.alive.insert(w.worker_name.clone(), w);
     }
-    for (k, v) in get_prefix(client, keys::BOUND_WORKER, revision).await?.1 {
-        let b: SourceBound = decode_json(&k, &v)?;
+    for b in json_prefix::<SourceBound>(client, keys::BOUND_WORKER, revision).await? {
         st.bounds.insert(b.worker.clone(), b);
     }
-    for (k, v) in get_prefix(client, keys::LAST_BOUND_WORKER, revision)
-        .await?
-        .1
-    {
-        let b: SourceBound = decode_json(&k, &v)?;
+    for b in json_prefix::<SourceBound>(client, keys::LAST_BOUND_WORKER, revision).await? {
         st.last_bounds.insert(b.worker.clone(), b);
     }
     for (_, v) in get_prefix(client, keys::SUBTASK_CONFIG, revision).await?.1 {

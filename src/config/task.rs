@@ -199,6 +199,13 @@ pub struct LoaderConfig {
     pub compress_kv_pairs: String,
     pub pd_addr: String,
     pub sorting_dir_physical: String,
+    /// dm-rs: how rows reach the target in the logical import: `auto` (LOAD DATA LOCAL INFILE
+    /// when the target is MySQL/MariaDB with `local_infile` on, else INSERT), `load-data` or
+    /// `insert`.
+    pub data_statement: String,
+    /// dm-rs: create tables the load creates without their non-unique secondary indexes and
+    /// add them after the table's rows are loaded (faster on InnoDB).
+    pub defer_secondary_indexes: bool,
 }
 
 impl Default for LoaderConfig {
@@ -218,6 +225,8 @@ impl Default for LoaderConfig {
             compress_kv_pairs: String::new(),
             pd_addr: String::new(),
             sorting_dir_physical: String::new(),
+            data_statement: "auto".into(),
+            defer_secondary_indexes: true,
         }
     }
 }
@@ -239,6 +248,16 @@ impl LoaderConfig {
                 format!("import-mode `{m}` needs TiDB Lightning's TiDB-only backends, which dm-rs does not have; use `logical`"),
             ),
             m => issues.push(format!("{key}.import-mode"), &codes::CONFIG_INVALID_LOAD_MODE, format!("unknown import-mode `{m}`")),
+        }
+        if !["", "auto", "load-data", "insert"].contains(&self.data_statement.as_str()) {
+            issues.push(
+                format!("{key}.data-statement"),
+                &codes::CONFIG_INVALID_VALUE,
+                format!(
+                    "`{}` is not one of auto, load-data, insert",
+                    self.data_statement
+                ),
+            );
         }
         let dup = if self.on_duplicate_logical.is_empty() {
             &self.on_duplicate

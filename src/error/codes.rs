@@ -161,6 +161,8 @@ define_codes! {
     LOAD_DUPLICATE_ENTRY = (34902, LoadUnit, Downstream, High, false, "a loaded row already exists on the target", "Empty the target table, or set loader `on-duplicate-logical` to `replace` or `ignore`.");
     /// dm-rs: the dump directory is missing or incomplete.
     LOAD_DUMP_DIR_INVALID = (34903, LoadUnit, Internal, High, false, "the dump directory is missing or incomplete", "Run the dump again (task-mode all/full), or point loader `dir` at a complete dumpling/mydumper dump.");
+    /// dm-rs: adding the secondary indexes deferred past the data phase failed.
+    LOAD_ADD_INDEX_FAILED = (34904, LoadUnit, Downstream, High, true, "adding a deferred secondary index on the target failed", "Read the cause (the table and index are named); fix the target table, then resume: only the missing indexes are added, loaded data is not loaded again.");
 
     // ---- sync-unit (36001) ----
     SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");

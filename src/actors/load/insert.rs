@@ -9,11 +9,15 @@
 //! values parsed.
 
 use super::split::{skip_space, word_at};
+use super::tsv::convert_values;
 use crate::sql::{quote_ident, quote_string};
 
 /// About how much SQL one round trip carries: statements are joined (`;`-separated, one
 /// multi-statement query) up to this size, and longer INSERTs are cut by rows.
 pub const REQUEST_BYTES: usize = 1 << 20;
+
+/// A `LOAD DATA` request carries up to this many times [`RequestWriter`]'s limit of text.
+pub const LOAD_REQUEST_FACTOR: usize = 4;
 
 /// What `on-duplicate-logical` asks for when a loaded row's key already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,16 @@ impl OnDuplicate {
             "error" => Self::Error,
             "ignore" => Self::Ignore,
             _ => Self::Replace,
+        }
+    }
+
+    /// The duplicate handling word of `LOAD DATA` (none for `error`: the caller checks that
+    /// every row was inserted, since LOAD DATA LOCAL skips duplicates by default).
+    fn load_verb(self) -> &'static str {
+        match self {
+            Self::Replace => "REPLACE ",
+            Self::Ignore => "IGNORE ",
+            Self::Error => "",
         }
     }
 
@@ -58,6 +72,15 @@ pub struct InsertPlan {
     /// The upstream table's columns, quoted and comma-separated, for INSERTs without a column
     /// list when extract columns must be added.
     all_columns: Option<Vec<u8>>,
+    /// `LOAD DATA LOCAL INFILE 'dm-rs' REPLACE INTO TABLE `db`.`tbl``.
+    load_head: Vec<u8>,
+    /// ` SET `c1`=_utf8mb4'v1',...` (empty without extract columns).
+    load_set: Vec<u8>,
+    /// The upstream table's columns (unquoted) in order, when known.
+    column_names: Option<Vec<String>>,
+    /// Columns whose values are raw bytes (BINARY, VARBINARY, BLOB): hex literals go into
+    /// LOAD DATA text as bytes only for these.
+    binary_columns: Vec<String>,
 }
 
 impl InsertPlan {
@@ -76,16 +99,31 @@ impl InsertPlan {
             quote_ident(schema),
             quote_ident(table)
         );
+        let load_head = format!(
+            "LOAD DATA LOCAL INFILE 'dm-rs' {}INTO TABLE {}.{}",
+            mode.load_verb(),
+            quote_ident(schema),
+            quote_ident(table)
+        );
         let mut extra_columns = String::new();
         let mut extra_values = String::new();
-        for (c, v) in extra {
+        let mut load_set = String::new();
+        for (i, (c, v)) in extra.iter().enumerate() {
             extra_columns.push(',');
             extra_columns.push_str(&quote_ident(c));
             // The introducer keeps the value UTF-8 under a dump's `SET NAMES binary`.
             extra_values.push_str(",_utf8mb4");
             extra_values.push_str(&quote_string(v));
+            load_set.push_str(if i == 0 { " SET " } else { "," });
+            load_set.push_str(&quote_ident(c));
+            load_set.push_str("=_utf8mb4");
+            load_set.push_str(&quote_string(v));
         }
         Self {
+            load_head: load_head.into_bytes(),
+            load_set: load_set.into_bytes(),
+            column_names: columns.map(<[String]>::to_vec),
+            binary_columns: Vec::new(),
             head: head.into_bytes(),
             extra_columns: extra_columns.into_bytes(),
             extra_values: extra_values.into_bytes(),
@@ -97,6 +135,74 @@ impl InsertPlan {
                     .into_bytes()
             }),
         }
+    }
+
+    /// Marks the columns whose values are raw bytes (BINARY, VARBINARY, BLOB), so that their
+    /// hex literals can go into LOAD DATA text.
+    pub fn with_binary_columns(mut self, names: Vec<String>) -> Self {
+        self.binary_columns = names;
+        self
+    }
+
+    /// Renders one dump INSERT as a `LOAD DATA LOCAL INFILE` request into `out` (the rows as
+    /// [`super::tsv`] text); `charset` is the character set of the file's text (its
+    /// `SET NAMES`). Returns the row count, or `Ok(None)` when a value has no LOAD DATA form:
+    /// nothing was written, and the statement goes through [`Self::render`] instead.
+    pub fn render_load(
+        &self,
+        stmt: &[u8],
+        charset: &str,
+        scratch: &mut LoadScratch,
+        out: &mut RequestWriter<'_>,
+    ) -> Result<Option<u64>, String> {
+        let ins = parse_insert(stmt)?;
+        let columns = match ins.columns {
+            Some(c) => Some(c),
+            None if self.load_set.is_empty() => None,
+            None => match self.all_columns.as_deref() {
+                Some(c) => Some(c),
+                None => return Ok(None),
+            },
+        };
+        // The column count every row must have; unknown without a list or the schema.
+        let names = match ins.columns {
+            Some(c) => column_list(c),
+            None => self.column_names.clone(),
+        };
+        let Some(names) = names else {
+            return Ok(None);
+        };
+        scratch.binary.clear();
+        scratch
+            .binary
+            .extend(names.iter().map(|n| self.binary_columns.contains(n)));
+        scratch.data.clear();
+        scratch.ends.clear();
+        if convert_values(
+            ins.values,
+            names.len(),
+            &scratch.binary,
+            &mut scratch.data,
+            &mut scratch.ends,
+        )
+        .is_err()
+        {
+            return Ok(None);
+        }
+        let mut head = self.load_head.clone();
+        head.extend_from_slice(b" CHARACTER SET ");
+        head.extend_from_slice(charset.as_bytes());
+        head.extend_from_slice(
+            b" FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'",
+        );
+        if let Some(c) = columns {
+            head.extend_from_slice(b" (");
+            head.extend_from_slice(c);
+            head.push(b')');
+        }
+        head.extend_from_slice(&self.load_set);
+        out.load(&head, &scratch.data, &scratch.ends);
+        Ok(Some(scratch.ends.len() as u64))
     }
 
     /// Renders one dump INSERT into `out`; returns its row count.
@@ -151,14 +257,106 @@ impl InsertPlan {
     }
 }
 
-/// One multi-statement query for the target.
+/// The columns of a CREATE TABLE whose values are raw bytes: BINARY, VARBINARY and the BLOB
+/// types, or `CHARACTER SET binary` (empty when the statement does not parse).
+pub fn binary_columns(create: &str) -> Vec<String> {
+    use sqlparser::ast::{ColumnOption, DataType};
+    let Ok((_, _, parsed)) = crate::sql::ddl::parse_create_table(create) else {
+        return Vec::new();
+    };
+    parsed
+        .columns
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.data_type,
+                DataType::Binary(_)
+                    | DataType::Varbinary(_)
+                    | DataType::Blob(_)
+                    | DataType::TinyBlob
+                    | DataType::MediumBlob
+                    | DataType::LongBlob
+            ) || c.options.iter().any(|o| {
+                matches!(&o.option, ColumnOption::CharacterSet(n)
+                    if n.to_string().eq_ignore_ascii_case("binary"))
+            })
+        })
+        .map(|c| c.name.value.clone())
+        .collect()
+}
+
+/// Buffers [`InsertPlan::render_load`] reuses from statement to statement.
+#[derive(Debug, Default)]
+pub struct LoadScratch {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    binary: Vec<bool>,
+}
+
+/// The names in an INSERT's column list (`` `a`,`b``c`,d ``); `None` if it does not scan.
+fn column_list(s: &[u8]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut i = skip_space(s, 0);
+    while i < s.len() {
+        let mut name = Vec::new();
+        if s[i] == b'`' {
+            i += 1;
+            loop {
+                match s.get(i) {
+                    None => return None,
+                    Some(b'`') if s.get(i + 1) == Some(&b'`') => {
+                        name.push(b'`');
+                        i += 2;
+                    }
+                    Some(b'`') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&b) => {
+                        name.push(b);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < s.len() && !matches!(s[i], b',' | b' ' | b'\t' | b'\n' | b'\r') {
+                name.push(s[i]);
+                i += 1;
+            }
+        }
+        out.push(String::from_utf8(name).ok()?);
+        i = skip_space(s, i);
+        match s.get(i) {
+            Some(b',') => i = skip_space(s, i + 1),
+            None => {}
+            Some(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// One request for the target: a multi-statement query, or one `LOAD DATA LOCAL INFILE`
+/// statement and the text it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub sql: Vec<u8>,
-    /// Rows its INSERTs carry.
+    /// Rows its INSERTs (or its LOAD DATA) carry.
     pub rows: u64,
     /// It holds a SET from the dump: the session needs resetting after the file.
     pub sets_session: bool,
+    /// For a LOAD DATA request (`sql` is the statement): the rows' text.
+    pub data: Option<Vec<u8>>,
+}
+
+impl Request {
+    fn empty() -> Self {
+        Self {
+            sql: Vec::new(),
+            rows: 0,
+            sets_session: false,
+            data: None,
+        }
+    }
 }
 
 /// Joins statements into [`Request`]s of about `limit` bytes and hands each full one to a
@@ -175,11 +373,7 @@ impl<'a> RequestWriter<'a> {
     pub fn new(limit: usize, sink: &'a mut dyn FnMut(Request) -> bool) -> Self {
         Self {
             limit,
-            cur: Request {
-                sql: Vec::new(),
-                rows: 0,
-                sets_session: false,
-            },
+            cur: Request::empty(),
             sink,
             open: true,
         }
@@ -188,7 +382,9 @@ impl<'a> RequestWriter<'a> {
     /// Room for a statement of about `size` bytes carrying `rows` rows: the buffer to write it
     /// into (the previous request is handed over first when the statement would not fit).
     pub fn statement(&mut self, size: usize, rows: u64) -> &mut Vec<u8> {
-        if !self.cur.sql.is_empty() && self.cur.sql.len() + 2 + size > self.limit {
+        if self.cur.data.is_some()
+            || (!self.cur.sql.is_empty() && self.cur.sql.len() + 2 + size > self.limit)
+        {
             self.flush();
         }
         if self.cur.sql.is_empty() {
@@ -198,6 +394,36 @@ impl<'a> RequestWriter<'a> {
         }
         self.cur.rows += rows;
         &mut self.cur.sql
+    }
+
+    /// Adds rows for the LOAD DATA statement `head`: `data` holds the lines, `ends[i]` is the
+    /// end of row `i`. Rows join the current request when it is the same statement, and a
+    /// request is cut at [`LOAD_REQUEST_FACTOR`] × the limit (a single longer row makes a
+    /// longer request).
+    pub fn load(&mut self, head: &[u8], data: &[u8], ends: &[usize]) {
+        let limit = self.limit.saturating_mul(LOAD_REQUEST_FACTOR);
+        let (mut start, mut i) = (0, 0);
+        while i < ends.len() {
+            if self.cur.data.is_none() || self.cur.sql != head {
+                self.flush();
+                self.cur.sql.extend_from_slice(head);
+                self.cur.data = Some(Vec::with_capacity(limit.min(data.len() - start)));
+            }
+            let buf = self.cur.data.as_mut().expect("a load request");
+            let room = limit.saturating_sub(buf.len());
+            let mut j = i;
+            while j < ends.len() && (ends[j] - start <= room || (j == i && buf.is_empty())) {
+                j += 1;
+            }
+            if j == i {
+                self.flush();
+                continue;
+            }
+            buf.extend_from_slice(&data[start..ends[j - 1]]);
+            self.cur.rows += (j - i) as u64;
+            start = ends[j - 1];
+            i = j;
+        }
     }
 
     /// Adds a session statement (a dump's SET) as it is.
@@ -211,14 +437,7 @@ impl<'a> RequestWriter<'a> {
         if self.cur.sql.is_empty() {
             return;
         }
-        let req = std::mem::replace(
-            &mut self.cur,
-            Request {
-                sql: Vec::new(),
-                rows: 0,
-                sets_session: false,
-            },
-        );
+        let req = std::mem::replace(&mut self.cur, Request::empty());
         if self.open {
             self.open = (self.sink)(req);
         }
@@ -499,5 +718,97 @@ mod tests {
             "/*!40101 SET NAMES binary*/;\nINSERT INTO `d`.`t` VALUES (1);\n\
              INSERT INTO `d`.`t` VALUES (2),(3)"
         );
+    }
+
+    #[test]
+    fn load_data_requests_keep_order_and_fall_back_per_statement() {
+        let cols = ["a".to_string(), "b".to_string()];
+        let plan = InsertPlan::new(
+            OnDuplicate::Replace,
+            "d",
+            "t",
+            &[("src".into(), "s1".into())],
+            Some(&cols),
+        )
+        .with_binary_columns(vec!["b".into()]);
+        let mut reqs = Vec::new();
+        let mut sink = |r: Request| {
+            reqs.push(r);
+            true
+        };
+        let mut w = RequestWriter::new(20, &mut sink);
+        let mut scratch = LoadScratch::default();
+        w.session(b"SET NAMES binary");
+        let load = |stmt: &str, w: &mut RequestWriter<'_>, scratch: &mut LoadScratch| {
+            plan.render_load(stmt.as_bytes(), "binary", scratch, w)
+                .unwrap()
+        };
+        assert_eq!(
+            load(
+                "INSERT INTO t VALUES (1,X'0941'),(2,NULL)",
+                &mut w,
+                &mut scratch
+            ),
+            Some(2)
+        );
+        // Same statement head: joins the request (up to 4 × 20 bytes of text).
+        assert_eq!(
+            load("INSERT INTO t VALUES (3,'x\ty')", &mut w, &mut scratch),
+            Some(1)
+        );
+        // A bit literal has no LOAD DATA form: nothing written, the caller renders SQL.
+        assert_eq!(
+            load("INSERT INTO t VALUES (4,b'1')", &mut w, &mut scratch),
+            None
+        );
+        plan.render(b"INSERT INTO t VALUES (4,b'1')", &mut w)
+            .unwrap();
+        // A column list of its own is a new statement; a long one is cut by rows.
+        let long: Vec<String> = (0..20).map(|i| format!("({i},'{i:08}')")).collect();
+        let stmt = format!("INSERT INTO t (`b`,`a`) VALUES {}", long.join(","));
+        assert_eq!(load(&stmt, &mut w, &mut scratch), Some(20));
+        w.flush();
+        let text = |r: &Request| String::from_utf8(r.sql.clone()).unwrap();
+        assert_eq!(text(&reqs[0]), "SET NAMES binary");
+        assert!(reqs[0].data.is_none() && reqs[0].sets_session);
+        assert_eq!(
+            text(&reqs[1]),
+            "LOAD DATA LOCAL INFILE 'dm-rs' REPLACE INTO TABLE `d`.`t` CHARACTER SET binary \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
+             (`a`,`b`) SET `src`=_utf8mb4's1'"
+        );
+        assert_eq!(
+            reqs[1].data.as_deref(),
+            Some(&b"1\t\\tA\n2\t\\N\n3\tx\\ty\n"[..])
+        );
+        assert_eq!(reqs[1].rows, 3);
+        assert!(text(&reqs[2]).starts_with("REPLACE INTO `d`.`t` (`a`,`b`,`src`) VALUES (4,b'1',"));
+        assert!(reqs[2].data.is_none());
+        let rest = &reqs[3..];
+        assert!(rest.len() > 1);
+        assert!(rest.iter().all(|r| text(r).contains("(`b`,`a`)")));
+        assert!(rest.iter().all(|r| r.data.as_ref().unwrap().len() <= 80));
+        assert_eq!(rest.iter().map(|r| r.rows).sum::<u64>(), 20);
+        let all: Vec<u8> = rest.iter().flat_map(|r| r.data.clone().unwrap()).collect();
+        assert!(all.starts_with(b"0\t00000000\n1\t00000001\n"));
+        // Without a column list or the table's columns the row width is unknown: SQL.
+        let bare = InsertPlan::new(OnDuplicate::Ignore, "d", "t", &[], None);
+        let mut sink = |_: Request| true;
+        let mut w = RequestWriter::new(100, &mut sink);
+        assert_eq!(
+            bare.render_load(b"INSERT INTO t VALUES (1)", "utf8mb4", &mut scratch, &mut w)
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn binary_columns_from_the_create() {
+        let c = binary_columns(
+            "CREATE TABLE t (a INT, b VARBINARY(3), c BLOB, d LONGBLOB, e BINARY(2), \
+             f VARCHAR(3) CHARACTER SET binary, g TEXT, h VARCHAR(2) CHARACTER SET latin1)",
+        );
+        assert_eq!(c, vec!["b", "c", "d", "e", "f"]);
+        assert!(binary_columns("not sql").is_empty());
     }
 }

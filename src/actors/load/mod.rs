@@ -9,9 +9,15 @@
 //! 2. **Schemas** (`schema`): the CREATE DATABASE / CREATE TABLE of every table the
 //!    block-allow-list lets through, routed by the route rules, with `IF NOT EXISTS` (shards
 //!    merged into one target create it once). Extract-* route columns are added to the target.
+//!    With `defer-secondary-indexes` (default on), a table this load creates leaves out its
+//!    plain non-unique `KEY`s, recorded first in `<meta-schema>.<task>_loader_index`.
 //! 3. **Data** (`worker`): `pool-size` connections, each with the sync unit's downstream
 //!    session, take data files largest first. Each INSERT is rewritten for the routed target, with `on-duplicate-logical`'s verb and the extract columns, and sent in
 //!    requests of about 1 MiB.
+//! 4. **Indexes** ([`indexes::add_deferred`]): once every file is loaded (by this run or an
+//!    earlier one), each table with deferred indexes gets the missing ones in one
+//!    `ALTER TABLE ... ADD ..., ADD ...` (up to `pool-size` tables at once; InnoDB builds them
+//!    by sorting, faster than maintaining them row by row), then its row is deleted.
 //!
 //! # Resume invariant
 //!
@@ -22,6 +28,11 @@
 //! run skips the listed files and loads the others from their start: no row is lost or
 //! loaded twice, even in tables without a key. A file whose COMMIT answer was lost is looked
 //! up in the checkpoint (with a locking read) before it is loaded again.
+//!
+//! Deferred indexes are recorded before their table is created and deleted after they are
+//! added, and adding is by name: a run that finds a row creates the table without them (if
+//! missing) and adds those still missing after the data. [`load_finished`] is false while a
+//! row is pending, so a restarted worker runs the unit again, which then only adds indexes.
 //!
 //! # Status
 //!
@@ -37,9 +48,11 @@
 
 pub mod checkpoint;
 pub mod files;
+pub mod indexes;
 pub mod insert;
 pub mod schema;
 pub mod split;
+pub mod tsv;
 pub mod worker;
 
 use std::path::Path;
@@ -52,6 +65,7 @@ use tracing::info;
 
 pub use self::checkpoint::LoaderCheckpoint;
 use self::files::DumpDir;
+use self::indexes::{AddContext, Deferral, IndexMeta, add_deferred};
 use self::insert::OnDuplicate;
 use self::schema::{SchemaContext, create_schemas};
 use self::worker::{Downstream, Job, Settings, Shared, load_files};
@@ -86,9 +100,13 @@ pub struct LoadSummary {
     pub files_skipped: usize,
     /// Rows this run loaded (counted from the dump's INSERTs).
     pub rows: u64,
+    /// Of `rows`, those sent by `LOAD DATA LOCAL INFILE` (`loader.data-statement`).
+    pub load_data_rows: u64,
     /// Bytes of the data files this run loaded.
     pub bytes: u64,
-    /// Wall time of the run, schema phase included.
+    /// Deferred secondary indexes this run added after the data phase.
+    pub indexes_added: usize,
+    /// Wall time of the run, schema and index phases included.
     pub seconds: f64,
 }
 
@@ -132,6 +150,10 @@ async fn scan(dir: &Path) -> Result<DumpDir, DmError> {
 
 fn checkpoint_of(cfg: &SubTaskConfig) -> LoaderCheckpoint {
     LoaderCheckpoint::new(&cfg.meta_schema, &cfg.name, &cfg.source_id)
+}
+
+fn index_meta_of(cfg: &SubTaskConfig) -> IndexMeta {
+    IndexMeta::new(&cfg.meta_schema, &cfg.name, &cfg.source_id)
 }
 
 /// Loads the dump in `dir` (normally `cfg.loader.dir`) into the subtask's target (see the
@@ -180,13 +202,30 @@ pub async fn run_load(
             cp.load(c).await
         })
         .await?;
+    let index_meta = index_meta_of(cfg);
+    let defer = cfg.loader.defer_secondary_indexes;
+    if defer {
+        down.call("creating the deferred-index table", async |c: &mut Conn| {
+            index_meta.ensure(c).await
+        })
+        .await?;
+    }
+    let earlier = down
+        .call("reading the deferred-index table", async |c: &mut Conn| {
+            index_meta.rows(c).await
+        })
+        .await?;
+    let earlier = index_meta.parse(earlier)?;
+    let mut deferral = Deferral::new(index_meta.clone(), defer, earlier);
     let ctx = SchemaContext {
         source_id: &cfg.source_id,
         router: &router,
         ba: &ba,
         mode,
     };
-    let tables = create_schemas(&mut down, &dump, &ctx).await?;
+    let tables = create_schemas(&mut down, &dump, &ctx, &mut deferral).await?;
+    let pending_indexes = deferral.into_pending();
+    let load_data = worker::choose_load_data(&mut down, &cfg.loader.data_statement).await?;
     down.close().await;
 
     let mut jobs = Vec::new();
@@ -246,6 +285,7 @@ pub async fn run_load(
     info!(
         task = %cfg.name, source = %cfg.source_id, dir = %dir.display(),
         files = jobs.len(), skipped, bytes = pending, total_bytes = total, pool_size = pool,
+        data_statement = if load_data { "load-data" } else { "insert" },
         "load started"
     );
 
@@ -259,36 +299,57 @@ pub async fn run_load(
             checkpoint: cp,
             mode,
             status,
+            load_data,
         },
         jobs,
     );
     let result = load_files(&shared, pool).await;
-    let (bytes, rows, loaded) = shared.loaded();
-    let seconds = started.elapsed().as_secs_f64();
+    let worker::Loaded {
+        bytes,
+        rows,
+        load_data_rows,
+        files: loaded,
+    } = shared.loaded();
     result?;
     debug_assert_eq!(loaded, files);
+    let indexes_added = add_deferred(
+        &AddContext {
+            task: &cfg.name,
+            source: &cfg.source_id,
+            opts: &shared.settings.opts,
+            session: &shared.settings.session,
+            meta: &index_meta,
+            concurrency: cfg.loader.pool_size.max(1) as usize,
+        },
+        &pending_indexes,
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
     let mbps = if seconds > 0.0 {
         bytes as f64 / seconds / 1e6
     } else {
         0.0
     };
     info!(
-        task = %cfg.name, source = %cfg.source_id, files = loaded, skipped, rows, bytes,
-        seconds = format!("{seconds:.2}"), mb_per_sec = format!("{mbps:.2}"),
+        task = %cfg.name, source = %cfg.source_id, files = loaded, skipped, rows, load_data_rows, bytes,
+        indexes_added, seconds = format!("{seconds:.2}"), mb_per_sec = format!("{mbps:.2}"),
         "load finished"
     );
     Ok(LoadSummary {
         files_loaded: loaded,
         files_skipped: skipped,
         rows,
+        load_data_rows,
         bytes,
+        indexes_added,
         seconds,
     })
 }
 
 /// Whether every data file of the allowed tables in `dir` is listed as loaded in the
-/// subtask's loader checkpoint (for a worker deciding, after a restart, whether the load unit
-/// still has work). An invalid `dir` is an error.
+/// subtask's loader checkpoint and no deferred index of this source is pending (for a worker
+/// deciding, after a restart, whether the load unit still has work; a load whose data is in
+/// but whose indexes are not then only adds them). An invalid `dir` is an error.
 pub async fn load_finished(
     cfg: &SubTaskConfig,
     key: Option<&SecretKey>,
@@ -297,13 +358,22 @@ pub async fn load_finished(
     let dump = scan(dir).await?;
     let ba = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
     let cp = checkpoint_of(cfg);
+    let index_meta = index_meta_of(cfg);
     let mut down = Downstream::new(cfg.to.to_opts(key), session(cfg));
     let marks = down
         .call("reading the loader checkpoint", async |c: &mut Conn| {
             cp.load(c).await
         })
         .await?;
+    let indexes_pending = down
+        .call("reading the deferred-index table", async |c: &mut Conn| {
+            index_meta.has_pending(c).await
+        })
+        .await?;
     down.close().await;
+    if indexes_pending {
+        return Ok(false);
+    }
     Ok(dump
         .tables
         .iter()
@@ -316,10 +386,11 @@ pub async fn load_finished(
         }))
 }
 
-/// Deletes the subtask's rows from the loader checkpoint (after the sync unit took over);
-/// an absent table is fine.
+/// Deletes the subtask's rows from the loader checkpoint and the deferred-index table (after
+/// the sync unit took over); absent tables are fine.
 pub async fn clear_checkpoint(conn: &mut Conn, cfg: &SubTaskConfig) -> Result<(), DmError> {
-    checkpoint_of(cfg).clear(conn).await
+    checkpoint_of(cfg).clear(conn).await?;
+    index_meta_of(cfg).clear(conn).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,13 @@
 //! with `ALTER TABLE ... ADD COLUMN IF NOT EXISTS <col> VARCHAR(64)` after the CREATE, which
 //! also leaves a pre-created target (that has the columns) as it is.
 //!
+//! With `defer-secondary-indexes` (default), a table the phase creates leaves out its plain
+//! non-unique `KEY`s, recorded first in `<meta-schema>.<task>_loader_index`; they are added
+//! after the data phase ([`super::indexes`]). All CREATE TABLE texts are read before the first
+//! one runs, because a table that another table's foreign key references keeps its indexes.
+//! A target table that already exists is created by nobody and altered only when this source
+//! recorded it in an earlier run.
+//!
 //! Only the CREATE statement of a schema file runs; its SET lines (dumpling's
 //! `SET NAMES binary`) are skipped, because SHOW CREATE TABLE text is UTF-8 and must be read
 //! as such (default values in other charsets stay correct).
@@ -16,11 +23,12 @@ use std::sync::Arc;
 use sqlparser::ast::ColumnOption;
 use tracing::{info, warn};
 
-use super::files::{DataFile, DumpDir, main_statement};
-use super::insert::{InsertPlan, OnDuplicate};
+use super::files::{DataFile, DumpDir, TableFiles, main_statement};
+use super::indexes::Deferral;
+use super::insert::{InsertPlan, OnDuplicate, binary_columns};
 use super::worker::Downstream;
 use crate::error::{DmError, codes};
-use crate::sql::ddl::{self, DdlKind};
+use crate::sql::ddl::{self, DdlKind, DdlPiece};
 use crate::sql::filter::BaFilter;
 use crate::sql::quote_ident;
 use crate::sql::route::Router;
@@ -70,11 +78,56 @@ async fn statement_of(path: &std::path::Path) -> Result<String, DmError> {
         })?
 }
 
+/// One allowed table of the dump with its CREATE statement read.
+struct Prepared<'d> {
+    files: &'d TableFiles,
+    /// Upstream names (the statement's when there is one).
+    schema: String,
+    table: String,
+    /// The parsed statement and its text.
+    create: Option<(DdlPiece, String)>,
+}
+
+/// Reads and checks a table's schema file (if any).
+async fn read_table(t: &TableFiles) -> Result<Prepared<'_>, DmError> {
+    let mut p = Prepared {
+        files: t,
+        schema: t.schema.clone(),
+        table: t.table.clone(),
+        create: None,
+    };
+    let Some(path) = &t.schema_file else {
+        return Ok(p);
+    };
+    let sql = match &t.create {
+        Some(s) => s.clone(),
+        None => statement_of(path).await?,
+    };
+    let pieces = ddl::split(&sql, &t.schema).map_err(|e| parse_err(path, e))?;
+    let [piece] = pieces.as_slice() else {
+        return Err(not_create(path, "CREATE TABLE"));
+    };
+    let Some((s, tb)) = piece
+        .table_ref()
+        .filter(|_| piece.kind == DdlKind::CreateTable)
+    else {
+        return Err(not_create(path, "CREATE TABLE"));
+    };
+    // The statement's names are the authority (a file name may be ambiguous).
+    p.schema = s.to_string();
+    p.table = tb.to_string();
+    p.create = Some((piece.clone(), sql));
+    Ok(p)
+}
+
 /// Creates the allowed databases and tables on the target and returns the tables to load.
+/// `deferral` decides which indexes wait for the data (see [`super::indexes`]); its pending
+/// tables are the ones the caller completes after the data phase.
 pub async fn create_schemas(
     down: &mut Downstream,
     dump: &DumpDir,
     ctx: &SchemaContext<'_>,
+    deferral: &mut Deferral,
 ) -> Result<Vec<TableLoad>, DmError> {
     for db in &dump.databases {
         if !ctx.ba.allows(&db.schema, None) {
@@ -94,89 +147,21 @@ pub async fn create_schemas(
             .await?;
     }
 
-    let mut out = Vec::new();
+    let mut prepared = Vec::new();
     for t in &dump.tables {
-        if !ctx.ba.allows(&t.schema, Some(&t.table)) {
-            continue;
+        if ctx.ba.allows(&t.schema, Some(&t.table)) {
+            prepared.push(read_table(t).await?);
         }
-        let mut schema = t.schema.clone();
-        let mut table = t.table.clone();
-        let mut create = None;
-        if let Some(path) = &t.schema_file {
-            let sql = match &t.create {
-                Some(s) => s.clone(),
-                None => statement_of(path).await?,
-            };
-            let pieces = ddl::split(&sql, &t.schema).map_err(|e| parse_err(path, e))?;
-            let [piece] = pieces.as_slice() else {
-                return Err(not_create(path, "CREATE TABLE"));
-            };
-            let Some((s, tb)) = piece
-                .table_ref()
-                .filter(|_| piece.kind == DdlKind::CreateTable)
-            else {
-                return Err(not_create(path, "CREATE TABLE"));
-            };
-            // The statement's names are the authority (a file name may be ambiguous).
-            schema = s.to_string();
-            table = tb.to_string();
-            create = Some((piece.clone(), sql));
+    }
+    // First every foreign key: a table another one references keeps its indexes.
+    for p in &prepared {
+        if let Some((_, sql)) = &p.create {
+            deferral.note_references(&p.schema, sql);
         }
-        let routed = ctx.router.route(ctx.source_id, &schema, Some(&table))?;
-        let target = (
-            routed.schema.clone(),
-            routed.table.clone().unwrap_or_else(|| table.clone()),
-        );
-        let what = format!("creating table `{}`.`{}`", target.0, target.1);
-        let mut columns = None;
-        if let Some((piece, sql)) = &create {
-            let piece = ddl::rename_tables(piece, |_, _| target.clone())?;
-            down.exec(
-                &format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&target.0)),
-                &what,
-            )
-            .await?;
-            // In the target schema: FOREIGN KEY references are copied unqualified.
-            down.exec(
-                &format!("USE {};\n{}", quote_ident(&target.0), piece.sql),
-                &what,
-            )
-            .await?;
-            if !routed.extra_columns.is_empty() {
-                columns = insertable_columns(sql);
-            }
-        } else {
-            warn!(schema = %schema, table = %table, "no schema file for the table; its target table must exist");
-        }
-        for (col, _) in &routed.extra_columns {
-            down.exec(
-                &format!(
-                    "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} VARCHAR(64)",
-                    quote_ident(&target.0),
-                    quote_ident(&target.1),
-                    quote_ident(col)
-                ),
-                &format!(
-                    "adding extract column `{col}` to `{}`.`{}`",
-                    target.0, target.1
-                ),
-            )
-            .await?;
-        }
-        let plan = InsertPlan::new(
-            ctx.mode,
-            &target.0,
-            &target.1,
-            &routed.extra_columns,
-            columns.as_deref(),
-        );
-        out.push(TableLoad {
-            schema,
-            table,
-            target,
-            plan: Arc::new(plan),
-            data: t.data.clone(),
-        });
+    }
+    let mut out = Vec::new();
+    for p in prepared {
+        out.push(create_table(down, ctx, deferral, p).await?);
     }
     info!(
         databases = dump.databases.len(),
@@ -186,8 +171,84 @@ pub async fn create_schemas(
     Ok(out)
 }
 
-/// The non-generated columns of a CREATE TABLE, in order (for INSERTs without a column list
-/// that get extract columns appended); `None` when the statement does not parse.
+/// Creates one table on the target (its CREATE, deferred indexes left out when `deferral`
+/// says so, then the route's extract columns) and returns its load plan.
+async fn create_table(
+    down: &mut Downstream,
+    ctx: &SchemaContext<'_>,
+    deferral: &mut Deferral,
+    p: Prepared<'_>,
+) -> Result<TableLoad, DmError> {
+    let Prepared {
+        files,
+        schema,
+        table,
+        create,
+    } = p;
+    let routed = ctx.router.route(ctx.source_id, &schema, Some(&table))?;
+    let target = (
+        routed.schema.clone(),
+        routed.table.clone().unwrap_or_else(|| table.clone()),
+    );
+    let what = format!("creating table `{}`.`{}`", target.0, target.1);
+    let mut columns = None;
+    let mut binary = Vec::new();
+    if let Some((piece, sql)) = &create {
+        let piece = ddl::rename_tables(piece, |_, _| target.clone())?;
+        down.exec(
+            &format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&target.0)),
+            &what,
+        )
+        .await?;
+        let create_sql = deferral
+            .create_sql(down, (&schema, &table), &target, &piece.sql)
+            .await?;
+        // In the target schema: FOREIGN KEY references are copied unqualified.
+        down.exec(
+            &format!("USE {};\n{}", quote_ident(&target.0), create_sql),
+            &what,
+        )
+        .await?;
+        // For INSERTs without a column list: extract columns, and LOAD DATA's row width.
+        columns = insertable_columns(sql);
+        binary = binary_columns(sql);
+    } else {
+        warn!(schema = %schema, table = %table, "no schema file for the table; its target table must exist");
+    }
+    for (col, _) in &routed.extra_columns {
+        down.exec(
+            &format!(
+                "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} VARCHAR(64)",
+                quote_ident(&target.0),
+                quote_ident(&target.1),
+                quote_ident(col)
+            ),
+            &format!(
+                "adding extract column `{col}` to `{}`.`{}`",
+                target.0, target.1
+            ),
+        )
+        .await?;
+    }
+    let plan = InsertPlan::new(
+        ctx.mode,
+        &target.0,
+        &target.1,
+        &routed.extra_columns,
+        columns.as_deref(),
+    )
+    .with_binary_columns(binary);
+    Ok(TableLoad {
+        schema,
+        table,
+        target,
+        plan: Arc::new(plan),
+        data: files.data.clone(),
+    })
+}
+
+/// The non-generated columns of a CREATE TABLE, in order (the row of an INSERT without a
+/// column list); `None` when the statement does not parse.
 fn insertable_columns(create: &str) -> Option<Vec<String>> {
     let (_, _, parsed) = ddl::parse_create_table(create).ok()?;
     Some(

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use super::LoadStatus;
 use super::checkpoint::LoaderCheckpoint;
 use super::files::DataFile;
-use super::insert::{InsertPlan, OnDuplicate, REQUEST_BYTES, Request, RequestWriter};
+use super::insert::{InsertPlan, LoadScratch, OnDuplicate, REQUEST_BYTES, Request, RequestWriter};
 use super::split::{Splitter, StatementKind, classify};
 use crate::actors::Backoff;
 use crate::actors::syncer::dml_worker::{RETRY_WINDOW, is_connection_error};
@@ -183,6 +183,8 @@ pub struct Settings {
     pub checkpoint: LoaderCheckpoint,
     pub mode: OnDuplicate,
     pub status: Arc<Mutex<LoadStatus>>,
+    /// Rows go as `LOAD DATA LOCAL INFILE` where the dump's values allow it (else INSERT).
+    pub load_data: bool,
 }
 
 /// What every worker of one load shares: the settings, the queue of files and the counts.
@@ -191,7 +193,17 @@ pub struct Shared {
     started: Instant,
     queue: Mutex<VecDeque<Job>>,
     stop: AtomicBool,
-    loaded: Mutex<(u64, u64, usize)>,
+    loaded: Mutex<Loaded>,
+}
+
+/// What one run has loaded so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub bytes: u64,
+    pub rows: u64,
+    /// Of `rows`, those sent by LOAD DATA.
+    pub load_data_rows: u64,
+    pub files: usize,
 }
 
 impl Shared {
@@ -202,12 +214,12 @@ impl Shared {
             started: Instant::now(),
             queue: Mutex::new(jobs.into()),
             stop: AtomicBool::new(false),
-            loaded: Mutex::new((0, 0, 0)),
+            loaded: Mutex::new(Loaded::default()),
         }
     }
 
-    /// `(bytes, rows, files)` loaded so far by this run.
-    pub fn loaded(&self) -> (u64, u64, usize) {
+    /// What this run has loaded so far.
+    pub fn loaded(&self) -> Loaded {
         *self.loaded.lock().expect("not poisoned")
     }
 
@@ -218,13 +230,14 @@ impl Shared {
         self.queue.lock().expect("not poisoned").pop_front()
     }
 
-    fn file_done(&self, job: &Job, rows: u64) {
-        let (bytes, _, _) = {
+    fn file_done(&self, job: &Job, rows: u64, load_data_rows: u64) {
+        let bytes = {
             let mut l = self.loaded.lock().expect("not poisoned");
-            l.0 += job.file.size;
-            l.1 += rows;
-            l.2 += 1;
-            *l
+            l.bytes += job.file.size;
+            l.rows += rows;
+            l.load_data_rows += load_data_rows;
+            l.files += 1;
+            l.bytes
         };
         let secs = self.started.elapsed().as_secs_f64();
         let mut st = self.settings.status.lock().expect("not poisoned");
@@ -250,9 +263,9 @@ async fn worker(shared: &Shared, index: usize) -> Result<(), DmError> {
     let mut result = Ok(());
     while let Some(job) = shared.next_job() {
         match load_with_retry(shared, &mut conn, &job).await {
-            Ok(rows) => {
-                info!(task = %shared.settings.task, source = %shared.settings.source, worker = index, file = %job.file.name, rows, bytes = job.file.size, "chunk loaded");
-                shared.file_done(&job, rows);
+            Ok((rows, load_data_rows)) => {
+                info!(task = %shared.settings.task, source = %shared.settings.source, worker = index, file = %job.file.name, rows, load_data_rows, bytes = job.file.size, "chunk loaded");
+                shared.file_done(&job, rows, load_data_rows);
             }
             Err(e) => {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -279,6 +292,8 @@ enum Failure {
 #[derive(Default)]
 struct Attempt {
     rows: u64,
+    /// Of `rows`, those sent by LOAD DATA.
+    load_data_rows: u64,
     commit_sent: bool,
     session_changed: bool,
 }
@@ -315,15 +330,17 @@ fn classify_error(e: mysql_async::Error, job: &Job, mode: OnDuplicate) -> Failur
     }
 }
 
-/// Loads one file, retrying connection failures; returns its row count.
+/// Loads one file, retrying connection failures; returns its row count and how many of those
+/// went by LOAD DATA.
 async fn load_with_retry(
     shared: &Shared,
     conn: &mut Option<Conn>,
     job: &Job,
-) -> Result<u64, DmError> {
+) -> Result<(u64, u64), DmError> {
     let mut retry = Retry::new();
-    // Set when a connection died with the file's COMMIT in flight: (old connection id, rows).
-    let mut verify: Option<(u32, u64)> = None;
+    // Set when a connection died with the file's COMMIT in flight: (old connection id, rows,
+    // rows by LOAD DATA).
+    let mut verify: Option<(u32, u64, u64)> = None;
     let what = format!("loading `{}`", job.file.name);
     loop {
         let c = match conn {
@@ -343,7 +360,7 @@ async fn load_with_retry(
                 }
             },
         };
-        if let Some((old, rows)) = verify {
+        if let Some((old, rows, by_load)) = verify {
             // Make sure the old session is gone, then read the row it may have committed.
             let _ = c.query_drop(format!("KILL CONNECTION {old}")).await;
             match shared
@@ -352,7 +369,7 @@ async fn load_with_retry(
                 .committed(c, &job.file.name, job.file.size)
                 .await
             {
-                Ok(true) => return Ok(rows),
+                Ok(true) => return Ok((rows, by_load)),
                 Ok(false) => verify = None,
                 Err(e) => {
                     if let Some(c) = conn.take() {
@@ -387,7 +404,7 @@ async fn load_with_retry(
                     }
                 }
                 retry.succeeded();
-                return Ok(att.rows);
+                return Ok((att.rows, att.load_data_rows));
             }
             Err(failure) => {
                 // A fresh session for the next attempt: the server rolls the transaction back.
@@ -398,7 +415,7 @@ async fn load_with_retry(
                     Failure::Fatal(e) => return Err(e),
                     Failure::Connection(e) => {
                         if att.commit_sent {
-                            verify = Some((id, att.rows));
+                            verify = Some((id, att.rows, att.load_data_rows));
                         }
                         retry.wait(&e, &what).await?;
                     }
@@ -423,13 +440,24 @@ async fn load_once(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Request>(2);
     let path = job.file.path.clone();
     let plan = job.plan.clone();
+    let load_data = shared.settings.load_data;
     let reader = tokio::task::spawn_blocking(move || {
         let mut sink = |r: Request| tx.blocking_send(r).is_ok();
-        read_data_file(&path, &plan, REQUEST_BYTES, &mut sink)
+        read_data_file(&path, &plan, REQUEST_BYTES, load_data, &mut sink)
     });
     while let Some(req) = rx.recv().await {
         att.session_changed |= req.sets_session;
-        conn.query_drop(&req.sql).await.map_err(fail)?;
+        match req.data {
+            Some(data) => {
+                conn.set_infile_handler(infile(data));
+                conn.query_drop(&req.sql).await.map_err(fail)?;
+                if shared.settings.mode == OnDuplicate::Error && conn.affected_rows() < req.rows {
+                    return Err(skipped_rows(conn, job, req.rows).await);
+                }
+                att.load_data_rows += req.rows;
+            }
+            None => conn.query_drop(&req.sql).await.map_err(fail)?,
+        }
         att.rows += req.rows;
     }
     reader
@@ -454,12 +482,94 @@ async fn load_once(
     Ok(())
 }
 
+/// The text a `LOAD DATA LOCAL INFILE` request reads, in packets of at most 1 MiB.
+fn infile(
+    data: Vec<u8>,
+) -> impl Future<Output = mysql_async::Result<mysql_async::InfileData>> + Send + Sync + 'static {
+    const PACKET: usize = 1 << 20;
+    async move {
+        let data = bytes::Bytes::from(data);
+        let chunks: Vec<std::io::Result<bytes::Bytes>> = (0..data.len())
+            .step_by(PACKET)
+            .map(|i| Ok(data.slice(i..(i + PACKET).min(data.len()))))
+            .collect();
+        Ok(Box::pin(futures_util::stream::iter(chunks)) as mysql_async::InfileData)
+    }
+}
+
+/// Whether the data phase uses `LOAD DATA LOCAL INFILE` (`loader.data-statement`): `insert`
+/// never, `load-data` always, `auto` (or empty) when the target is not TiDB (whose LOAD DATA
+/// may commit in batches of its own) and has `local_infile` on.
+pub async fn choose_load_data(down: &mut Downstream, setting: &str) -> Result<bool, DmError> {
+    match setting {
+        "insert" => return Ok(false),
+        "load-data" => return Ok(true),
+        _ => {}
+    }
+    let probe = down
+        .call(
+            "reading the target's version and local_infile",
+            async |c: &mut Conn| {
+                match c
+                    .query_first::<(String, Option<String>), _>(
+                        "SELECT VERSION(), CAST(@@GLOBAL.local_infile AS CHAR)",
+                    )
+                    .await
+                {
+                    Ok(r) => Ok(r),
+                    // No such variable (TiDB, other servers): INSERT.
+                    Err(mysql_async::Error::Server(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+    Ok(match probe {
+        Some((version, Some(on))) => {
+            !version.to_ascii_lowercase().contains("tidb")
+                && (on == "1" || on.eq_ignore_ascii_case("on"))
+        }
+        _ => false,
+    })
+}
+
+/// The failure of a LOAD DATA under `on-duplicate-logical: error` that inserted fewer rows
+/// than it read (LOAD DATA LOCAL skips a duplicate with a warning instead of failing): the
+/// server's warnings say why.
+async fn skipped_rows(conn: &mut Conn, job: &Job, sent: u64) -> Failure {
+    let inserted = conn.affected_rows();
+    let warnings: Vec<(String, u16, String)> = match conn.query("SHOW WARNINGS LIMIT 3").await {
+        Ok(w) => w,
+        Err(e) => return classify_error(e, job, OnDuplicate::Error),
+    };
+    let text = warnings
+        .iter()
+        .map(|(level, code, msg)| format!("{level} {code}: {msg}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let code = if warnings.iter().any(|w| w.1 == ER_DUP_ENTRY) {
+        &codes::LOAD_DUPLICATE_ENTRY
+    } else {
+        &codes::LOAD_EXECUTE_FAILED
+    };
+    Failure::Fatal(DmError::new(
+        code,
+        format!(
+            "loading `{}` into {}: {} of {sent} rows inserted ({text})",
+            job.file.name, job.target, inserted
+        ),
+    ))
+}
+
 /// Reads a data file statement by statement and hands rewritten requests to `sink`; returns
-/// the row count. Stops early (without error) when `sink` returns `false`.
+/// the row count. With `load_data`, INSERTs become LOAD DATA requests where their values
+/// allow it ([`InsertPlan::render_load`]). Stops early (without error) when `sink` returns
+/// `false`.
 pub fn read_data_file(
     path: &Path,
     plan: &InsertPlan,
     limit: usize,
+    load_data: bool,
     sink: &mut dyn FnMut(Request) -> bool,
 ) -> Result<u64, DmError> {
     let name = path.file_name().map_or_else(
@@ -487,6 +597,9 @@ pub fn read_data_file(
     let mut stmts = Vec::new();
     let mut rows = 0u64;
     let mut done = false;
+    // The load session's `SET NAMES utf8mb4` until the file sets another.
+    let mut charset = String::from("utf8mb4");
+    let mut scratch = LoadScratch::default();
     while !done && writer.is_open() {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
@@ -502,11 +615,25 @@ pub fn read_data_file(
         for st in stmts.drain(..) {
             match classify(&st.text) {
                 StatementKind::Insert => {
-                    rows += plan
-                        .render(&st.text, &mut writer)
-                        .map_err(|m| parse_err(st.offset, m))?;
+                    let loaded = if load_data {
+                        plan.render_load(&st.text, &charset, &mut scratch, &mut writer)
+                            .map_err(|m| parse_err(st.offset, m))?
+                    } else {
+                        None
+                    };
+                    rows += match loaded {
+                        Some(n) => n,
+                        None => plan
+                            .render(&st.text, &mut writer)
+                            .map_err(|m| parse_err(st.offset, m))?,
+                    };
                 }
-                StatementKind::Set => writer.session(&st.text),
+                StatementKind::Set => {
+                    if let Some(cs) = super::tsv::set_names(&st.text) {
+                        charset = cs;
+                    }
+                    writer.session(&st.text);
+                }
                 StatementKind::Skip => {}
                 StatementKind::Other => {
                     let head: String =
@@ -547,7 +674,7 @@ mod tests {
             reqs.push(r);
             true
         };
-        let rows = read_data_file(&path, &plan, 500, &mut sink).unwrap();
+        let rows = read_data_file(&path, &plan, 500, false, &mut sink).unwrap();
         assert_eq!(rows, 150);
         assert_eq!(reqs.iter().map(|r| r.rows).sum::<u64>(), 150);
         assert!(reqs.len() > 3);
@@ -571,7 +698,7 @@ mod tests {
             calls += 1;
             false
         };
-        read_data_file(&path, &plan, 500, &mut hang_up).unwrap();
+        read_data_file(&path, &plan, 500, false, &mut hang_up).unwrap();
         assert_eq!(calls, 1);
     }
 
@@ -649,7 +776,7 @@ mod tests {
         std::fs::write(&path, "INSERT INTO t VALUES (1);\nDELETE FROM t;\n").unwrap();
         let plan = InsertPlan::new(OnDuplicate::Replace, "x", "y", &[], None);
         let mut sink = |_: Request| true;
-        let e = read_data_file(&path, &plan, 2000, &mut sink).unwrap_err();
+        let e = read_data_file(&path, &plan, 2000, false, &mut sink).unwrap_err();
         assert_eq!(e.code, codes::LOAD_UNIT_PARSE_STATEMENT.code);
         assert!(
             e.message.contains("`db.t.1.sql`, statement at byte 26"),
@@ -657,7 +784,7 @@ mod tests {
             e.message
         );
         std::fs::write(&path, "INSERT INTO t VALUES (1,'x);\n").unwrap();
-        let e = read_data_file(&path, &plan, 2000, &mut sink).unwrap_err();
+        let e = read_data_file(&path, &plan, 2000, false, &mut sink).unwrap_err();
         assert_eq!(e.code, codes::LOAD_UNIT_PARSE_STATEMENT.code);
     }
 }

@@ -286,7 +286,12 @@ fn meta_tables(task: &str, meta_schema: &str) -> Vec<String> {
             quote_ident(&format!("{task}_{suffix}"))
         )
     });
-    let mut t = vec![cp.checkpoint, cp.workers, load.table().to_string()];
+    let mut t = vec![
+        cp.checkpoint,
+        cp.workers,
+        load.table().to_string(),
+        crate::actors::load::indexes::meta_table(meta_schema, task),
+    ];
     t.extend(other);
     t
 }
@@ -558,6 +563,10 @@ mod tests {
         );
         assert!(
             t.contains(&"`dm_meta`.`t1_syncer_worker`".to_string()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"`dm_meta`.`t1_loader_index`".to_string()),
             "{t:?}"
         );
     }

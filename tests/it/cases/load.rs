@@ -114,6 +114,8 @@ struct TaskOpts<'a> {
     merge: Option<(&'a str, &'a str)>,
     pool: u32,
     mode: &'a str,
+    /// `loaders.data-statement`: `insert` or `load-data`.
+    statement: &'a str,
 }
 
 fn subtask(name: &str, o: &TaskOpts<'_>) -> SubTaskConfig {
@@ -159,6 +161,7 @@ block-allow-list:
     pool-size: {pool}
     dir: "./unused"
     on-duplicate-logical: "{mode}"
+    data-statement: "{statement}"
 mysql-instances:
   - source-id: "src-load"
     block-allow-list: "ba"
@@ -169,6 +172,7 @@ mysql-instances:
         do_dbs = do_dbs.join(", "),
         pool = o.pool,
         mode = o.mode,
+        statement = o.statement,
     );
     let task = TaskConfig::from_yaml(&yaml, "load-test.yaml")
         .unwrap_or_else(|e| panic!("{}\n{yaml}", e.report()));
@@ -258,7 +262,16 @@ async fn checkpoint_files(meta: &TestDb, task: &str) -> Vec<(String, String, Str
 }
 
 #[tokio::test]
-async fn load_routes_shards_quotes_names_and_resumes_as_noop() {
+async fn load_routes_shards_quotes_names_and_resumes_as_noop_by_insert() {
+    routes_shards_quotes_names_and_resumes("insert").await;
+}
+
+#[tokio::test]
+async fn load_routes_shards_quotes_names_and_resumes_as_noop_by_load_data() {
+    routes_shards_quotes_names_and_resumes("load-data").await;
+}
+
+async fn routes_shards_quotes_names_and_resumes(statement: &str) {
     let down = shared_downstream();
     let src = fresh_db(down, "load_src");
     let target = fresh_db(down, "load_tgt");
@@ -445,11 +458,19 @@ async fn load_routes_shards_quotes_names_and_resumes_as_noop() {
             merge: Some((db, target.name())),
             pool: 3,
             mode: "replace",
+            statement,
         },
     );
     let (res, st) = load(&cfg, dir).await;
     let summary = res.unwrap_or_else(|e| panic!("{}", e.report()));
     assert_eq!(summary.files_loaded, files.len());
+    // Every statement of these files has a LOAD DATA form.
+    let by_load_data = if statement == "insert" {
+        0
+    } else {
+        summary.rows
+    };
+    assert_eq!(summary.load_data_rows, by_load_data);
     assert_eq!(summary.files_skipped, 0);
     assert_eq!(summary.rows, 60 + 5 + 2 + 2 + 2 + 6 + 2);
     assert_eq!(st.finished_bytes, st.total_bytes);
@@ -570,7 +591,16 @@ async fn load_routes_shards_quotes_names_and_resumes_as_noop() {
 }
 
 #[tokio::test]
-async fn on_duplicate_error_ignore_and_replace() {
+async fn on_duplicate_error_ignore_and_replace_by_insert() {
+    on_duplicate_modes("insert").await;
+}
+
+#[tokio::test]
+async fn on_duplicate_error_ignore_and_replace_by_load_data() {
+    on_duplicate_modes("load-data").await;
+}
+
+async fn on_duplicate_modes(statement: &str) {
     let down = shared_downstream();
     let src = fresh_db(down, "load_dup");
     let meta = fresh_db(down, "load_dup_meta");
@@ -606,6 +636,7 @@ async fn on_duplicate_error_ignore_and_replace() {
                 merge: None,
                 pool: 2,
                 mode,
+                statement,
             },
         )
     };
@@ -629,7 +660,10 @@ async fn on_duplicate_error_ignore_and_replace() {
     assert!(checkpoint_files(&meta, &task).await.is_empty());
 
     let (res, _) = load(&cfg("ignore"), dir).await;
-    assert_eq!(res.unwrap().files_loaded, 1);
+    let summary = res.unwrap();
+    assert_eq!(summary.files_loaded, 1);
+    let by_load_data = if statement == "insert" { 0 } else { 3 };
+    assert_eq!(summary.load_data_rows, by_load_data);
     assert_eq!(
         table().await,
         expect(&[
@@ -654,7 +688,16 @@ async fn on_duplicate_error_ignore_and_replace() {
 }
 
 #[tokio::test]
-async fn failed_file_resumes_without_reloading_finished_files() {
+async fn failed_file_resumes_without_reloading_finished_files_by_insert() {
+    failed_file_resumes("insert").await;
+}
+
+#[tokio::test]
+async fn failed_file_resumes_without_reloading_finished_files_by_load_data() {
+    failed_file_resumes("load-data").await;
+}
+
+async fn failed_file_resumes(statement: &str) {
     let down = shared_downstream();
     let src = fresh_db(down, "load_resume");
     let meta = fresh_db(down, "load_resume_meta");
@@ -705,6 +748,7 @@ async fn failed_file_resumes_without_reloading_finished_files() {
             merge: None,
             pool: 1,
             mode: "replace",
+            statement,
         },
     );
     let (res, st) = load(&cfg, dir).await;
@@ -763,6 +807,7 @@ async fn refuses_missing_or_unfinished_dumps() {
             merge: None,
             pool: 1,
             mode: "replace",
+            statement: "insert",
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -836,6 +881,7 @@ async fn sysbench_shaped_throughput() {
             merge: None,
             pool: 4,
             mode: "replace",
+            statement: "auto",
         },
     );
     let started = Instant::now();
@@ -863,7 +909,16 @@ async fn sysbench_shaped_throughput() {
 /// transaction was rolled back (or, if its COMMIT landed, the checkpoint says so), so a keyless
 /// table ends with every row exactly once.
 #[tokio::test]
-async fn killed_connection_is_retried_without_duplicates() {
+async fn killed_connection_is_retried_without_duplicates_by_insert() {
+    killed_connection_is_retried("insert").await;
+}
+
+#[tokio::test]
+async fn killed_connection_is_retried_without_duplicates_by_load_data() {
+    killed_connection_is_retried("load-data").await;
+}
+
+async fn killed_connection_is_retried(statement: &str) {
     const FILES: u32 = 4;
     const PER_FILE: u32 = 25_000;
     let down = shared_downstream();
@@ -899,9 +954,14 @@ async fn killed_connection_is_retried_without_duplicates() {
             merge: None,
             pool: 1,
             mode: "error",
+            statement,
         },
     );
-    let pattern = format!("%INSERT INTO `{db}`.`k`%");
+    let pattern = if statement == "insert" {
+        format!("%INSERT INTO `{db}`.`k`%")
+    } else {
+        format!("LOAD DATA LOCAL INFILE %INTO TABLE `{db}`.`k`%")
+    };
     let killer = async {
         let mut conn = down.conn().await;
         let victim = std::cell::Cell::new(0u64);
@@ -927,6 +987,18 @@ async fn killed_connection_is_retried_without_duplicates() {
     );
     assert_eq!(s.files_loaded, FILES as usize);
     assert_eq!(s.rows, (FILES * PER_FILE) as u64);
+    let by_load_data = if statement == "insert" { 0 } else { PER_FILE };
+    let chunks: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("chunk loaded"))
+        .collect();
+    assert_eq!(chunks.len(), FILES as usize, "{logs}");
+    assert!(
+        chunks
+            .iter()
+            .all(|l| l.contains(&format!("load_data_rows={by_load_data} "))),
+        "{logs}"
+    );
     let got = rows(&format!(
         "SELECT COUNT(*), COUNT(DISTINCT a), MIN(a), MAX(a) FROM {}.k",
         q(db)

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod dump;
 pub mod election;
 pub mod load;
+pub mod load_index;
 pub mod migrate;
 pub mod precheck;
 pub mod scheduler;

@@ -81,6 +81,10 @@ pub struct InsertPlan {
     /// Columns whose values are raw bytes (BINARY, VARBINARY, BLOB): hex literals go into
     /// LOAD DATA text as bytes only for these.
     binary_columns: Vec<String>,
+    /// Every text column of the target table is utf8mb4: UTF-8 text can be read as
+    /// `CHARACTER SET binary` (the same bytes are stored, and the server skips its
+    /// multi-byte scan of the input).
+    utf8mb4_target: bool,
 }
 
 impl InsertPlan {
@@ -124,6 +128,7 @@ impl InsertPlan {
             load_set: load_set.into_bytes(),
             column_names: columns.map(<[String]>::to_vec),
             binary_columns: Vec::new(),
+            utf8mb4_target: false,
             head: head.into_bytes(),
             extra_columns: extra_columns.into_bytes(),
             extra_values: extra_values.into_bytes(),
@@ -142,6 +147,24 @@ impl InsertPlan {
     pub fn with_binary_columns(mut self, names: Vec<String>) -> Self {
         self.binary_columns = names;
         self
+    }
+
+    /// Says whether every text column of the target table has the utf8mb4 character set
+    /// (see [`Self::render_load`]).
+    pub fn with_utf8mb4_target(mut self, yes: bool) -> Self {
+        self.utf8mb4_target = yes;
+        self
+    }
+
+    /// The character set LOAD DATA reads text of the file's `charset` in: `binary` for UTF-8
+    /// text into a table whose text columns are all utf8mb4 (same bytes stored, less work for
+    /// the server), else the file's own.
+    fn load_charset<'a>(&self, charset: &'a str) -> &'a str {
+        if self.utf8mb4_target && matches!(charset, "utf8mb4" | "utf8" | "utf8mb3") {
+            "binary"
+        } else {
+            charset
+        }
     }
 
     /// Renders one dump INSERT as a `LOAD DATA LOCAL INFILE` request into `out` (the rows as
@@ -191,7 +214,7 @@ impl InsertPlan {
         }
         let mut head = self.load_head.clone();
         head.extend_from_slice(b" CHARACTER SET ");
-        head.extend_from_slice(charset.as_bytes());
+        head.extend_from_slice(self.load_charset(charset).as_bytes());
         head.extend_from_slice(
             b" FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'",
         );
@@ -800,6 +823,37 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn utf8_text_into_utf8mb4_tables_is_read_as_binary() {
+        let cols = ["a".to_string()];
+        let head = |plan: &InsertPlan, cs: &str| {
+            let mut reqs = Vec::new();
+            let mut sink = |r: Request| {
+                reqs.push(String::from_utf8(r.sql).unwrap());
+                true
+            };
+            let mut w = RequestWriter::new(100, &mut sink);
+            plan.render_load(
+                b"INSERT INTO t VALUES ('\xc3\xa9')",
+                cs,
+                &mut LoadScratch::default(),
+                &mut w,
+            )
+            .unwrap()
+            .unwrap();
+            w.flush();
+            reqs.remove(0)
+        };
+        let plan = InsertPlan::new(OnDuplicate::Ignore, "d", "t", &[], Some(&cols));
+        assert!(head(&plan, "utf8mb4").contains(" CHARACTER SET utf8mb4 "));
+        let plan = plan.with_utf8mb4_target(true);
+        for cs in ["utf8mb4", "utf8", "utf8mb3"] {
+            assert!(head(&plan, cs).contains(" CHARACTER SET binary "), "{cs}");
+        }
+        assert!(head(&plan, "latin1").contains(" CHARACTER SET latin1 "));
+        assert!(head(&plan, "binary").contains(" CHARACTER SET binary "));
     }
 
     #[test]

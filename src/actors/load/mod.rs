@@ -226,6 +226,16 @@ pub async fn run_load(
     let tables = create_schemas(&mut down, &dump, &ctx, &mut deferral).await?;
     let pending_indexes = deferral.into_pending();
     let load_data = worker::choose_load_data(&mut down, &cfg.loader.data_statement).await?;
+    let mut tables = tables;
+    let mut utf8mb4_tables = 0;
+    if load_data {
+        let utf8mb4 = worker::utf8mb4_tables(&mut down, &tables).await?;
+        for t in &mut tables {
+            let yes = utf8mb4.contains(&t.target);
+            utf8mb4_tables += usize::from(yes);
+            t.plan = std::sync::Arc::new((*t.plan).clone().with_utf8mb4_target(yes));
+        }
+    }
     down.close().await;
 
     let mut jobs = Vec::new();
@@ -285,7 +295,7 @@ pub async fn run_load(
     info!(
         task = %cfg.name, source = %cfg.source_id, dir = %dir.display(),
         files = jobs.len(), skipped, bytes = pending, total_bytes = total, pool_size = pool,
-        data_statement = if load_data { "load-data" } else { "insert" },
+        data_statement = if load_data { "load-data" } else { "insert" }, utf8mb4_tables,
         "load started"
     );
 

@@ -533,6 +533,36 @@ pub async fn choose_load_data(down: &mut Downstream, setting: &str) -> Result<bo
     })
 }
 
+/// The target tables among `tables` whose text columns are all utf8mb4, by their names in
+/// information_schema (one query per target schema). A name the server spells otherwise
+/// (`lower_case_table_names`) is simply not in the set: such a table is not treated as utf8mb4.
+pub async fn utf8mb4_tables(
+    down: &mut Downstream,
+    tables: &[super::schema::TableLoad],
+) -> Result<std::collections::HashSet<(String, String)>, DmError> {
+    let schemas: std::collections::BTreeSet<&str> =
+        tables.iter().map(|t| t.target.0.as_str()).collect();
+    let mut out = std::collections::HashSet::new();
+    for schema in schemas {
+        let names: Vec<String> = down
+            .call(
+                "reading the target tables' character sets",
+                async |c: &mut Conn| {
+                    c.exec(
+                        "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
+                     GROUP BY TABLE_NAME HAVING SUM(CHARACTER_SET_NAME IS NOT NULL \
+                     AND CHARACTER_SET_NAME <> 'utf8mb4') = 0",
+                        (schema,),
+                    )
+                    .await
+                },
+            )
+            .await?;
+        out.extend(names.into_iter().map(|t| (schema.to_string(), t)));
+    }
+    Ok(out)
+}
+
 /// The failure of a LOAD DATA under `on-duplicate-logical: error` that inserted fewer rows
 /// than it read (LOAD DATA LOCAL skips a duplicate with a warning instead of failing): the
 /// server's warnings say why.

@@ -49,6 +49,15 @@ async fn full_mode_copies_sysbench_tables_and_every_type() {
     // strings and bytes that look like LOAD DATA escapes.
     s.up.exec(LOAD_TYPES).await;
     names.push("load_types".into());
+    // Only utf8mb4 text: loaded as CHARACTER SET binary (the same bytes).
+    s.up.exec(
+        r#"CREATE TABLE utf8_text (id INT PRIMARY KEY, v VARCHAR(100), t TEXT, e ENUM('ü','b'), j JSON)
+            DEFAULT CHARSET=utf8mb4;
+          INSERT INTO utf8_text VALUES (1, '中文😀', 'é\tü\\N\n', 'ü', '{"a": "ü😀"}'),
+            (2, '', NULL, 'b', '[]'), (3, 'ñ\\', '\\\\%', NULL, NULL)"#,
+    )
+    .await;
+    names.push("utf8_text".into());
     s.start();
     let status = s.wait_exit(Duration::from_secs(180)).await;
     assert!(status.success(), "dm-migrate failed:\n{}", s.log());
@@ -66,10 +75,15 @@ async fn full_mode_copies_sysbench_tables_and_every_type() {
     // On MariaDB (local_infile on) the loader chose LOAD DATA; the sysbench rows all went so.
     let log = s.log();
     assert!(log.contains("data_statement=\"load-data\""), "{log}");
+    // sbtest1-4 and utf8_text; all_types and load_types have a latin1 column.
+    assert!(log.contains("utf8mb4_tables=5"), "{log}");
     let chunks: Vec<&str> = log
         .lines()
         .filter(|l| {
-            l.contains("chunk loaded") && (l.contains(".sbtest") || l.contains(".load_types."))
+            l.contains("chunk loaded")
+                && [".sbtest", ".load_types.", ".utf8_text."]
+                    .iter()
+                    .any(|t| l.contains(t))
         })
         .collect();
     assert!(!chunks.is_empty(), "{log}");

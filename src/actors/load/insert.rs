@@ -430,7 +430,8 @@ impl<'a> RequestWriter<'a> {
             if self.cur.data.is_none() || self.cur.sql != head {
                 self.flush();
                 self.cur.sql.extend_from_slice(head);
-                self.cur.data = Some(Vec::with_capacity(limit.min(data.len() - start)));
+                // Room for a whole request at once: growing it would copy it again.
+                self.cur.data = Some(Vec::with_capacity(limit));
             }
             let buf = self.cur.data.as_mut().expect("a load request");
             let room = limit.saturating_sub(buf.len());

@@ -30,6 +30,19 @@ enum State {
     Line,
 }
 
+/// Bytes that can change [`State::Normal`]: quotes, comment starts and `;`.
+const NORMAL_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\'' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'`' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'#' as usize] = true;
+    t[b'-' as usize] = true;
+    t[b';' as usize] = true;
+    t
+};
+
 /// Splits a stream of lines into statements (see the module docs).
 #[derive(Debug)]
 pub struct Splitter {
@@ -37,6 +50,8 @@ pub struct Splitter {
     /// The previous byte was a backslash inside a `'` or `"` string.
     escaped: bool,
     buf: Vec<u8>,
+    /// The start of a line [`Self::feed`] has not seen the end of.
+    carry: Vec<u8>,
     /// File offset of `buf`'s first byte.
     start: u64,
     /// File offset of the next byte fed.
@@ -56,6 +71,7 @@ impl Splitter {
             state: State::Normal,
             escaped: false,
             buf: Vec::new(),
+            carry: Vec::new(),
             start: 0,
             pos: 0,
         }
@@ -64,12 +80,54 @@ impl Splitter {
     /// Feeds the next line (with its `\n`, except perhaps the file's last line) and appends
     /// every statement it completes to `out`.
     pub fn feed_line(&mut self, line: &[u8], out: &mut Vec<Statement>) {
+        self.scan(line, out);
+        if self.state == State::Line {
+            // A comment runs to the end of its line even when the line had no `\n`.
+            self.state = State::Normal;
+        }
+    }
+
+    /// Feeds the next bytes of the file, cut anywhere, and appends every statement they
+    /// complete to `out`. Whole lines are scanned (so that `/*`, `*/` and `--` are never cut);
+    /// a partial line waits for the rest, or for [`Self::finish`].
+    pub fn feed(&mut self, block: &[u8], out: &mut Vec<Statement>) {
+        let mut block = block;
+        if !self.carry.is_empty() {
+            let Some(k) = memchr::memchr(b'\n', block) else {
+                self.carry.extend_from_slice(block);
+                return;
+            };
+            let mut line = std::mem::take(&mut self.carry);
+            line.extend_from_slice(&block[..=k]);
+            self.scan(&line, out);
+            line.clear();
+            self.carry = line;
+            block = &block[k + 1..];
+        }
+        match memchr::memrchr(b'\n', block) {
+            Some(k) => {
+                self.scan(&block[..=k], out);
+                self.carry.extend_from_slice(&block[k + 1..]);
+            }
+            None => self.carry.extend_from_slice(block),
+        }
+    }
+
+    /// Scans whole lines.
+    fn scan(&mut self, line: &[u8], out: &mut Vec<Statement>) {
         let n = line.len();
         let mut seg = 0;
         let mut i = 0;
         while i < n {
             match self.state {
                 State::Normal => {
+                    // Skip the bytes that cannot change the state in one tight loop.
+                    while i < n && !NORMAL_SPECIAL[usize::from(line[i])] {
+                        i += 1;
+                    }
+                    if i == n {
+                        break;
+                    }
                     match line[i] {
                         q @ (b'\'' | b'"' | b'`') => self.state = State::Quoted(q),
                         b'/' if line.get(i + 1) == Some(&b'*') => {
@@ -93,21 +151,30 @@ impl Splitter {
                     i += 1;
                 }
                 State::Quoted(q) => {
-                    // Skip the ordinary bytes of a string in one tight loop.
+                    // Jump to the next quote or backslash.
                     let backslash = q != b'`';
                     while i < n {
-                        let b = line[i];
                         if self.escaped {
                             self.escaped = false;
-                        } else if b == q {
+                            i += 1;
+                            continue;
+                        }
+                        let rest = &line[i..];
+                        let Some(k) = (if backslash {
+                            memchr::memchr2(q, b'\\', rest)
+                        } else {
+                            memchr::memchr(q, rest)
+                        }) else {
+                            i = n;
+                            break;
+                        };
+                        i += k + 1;
+                        if rest[k] == q {
                             // A doubled quote re-enters the string at the next byte.
                             self.state = State::Normal;
-                            i += 1;
                             break;
-                        } else if backslash && b == b'\\' {
-                            self.escaped = true;
                         }
-                        i += 1;
+                        self.escaped = true;
                     }
                 }
                 State::Block => {
@@ -134,15 +201,15 @@ impl Splitter {
         }
         self.buf.extend_from_slice(&line[seg..]);
         self.pos += n as u64;
-        if self.state == State::Line {
-            // A comment runs to the end of its line even when the line had no `\n`.
-            self.state = State::Normal;
-        }
     }
 
-    /// Ends the input: the trailing statement without a `;`, if any (an error when the file
-    /// ends inside a quoted string or a block comment).
-    pub fn finish(mut self) -> Result<Option<Statement>, String> {
+    /// Ends the input: the statements of a last line [`Self::feed`] held back, and the
+    /// trailing statement without a `;`, if any (an error when the file ends inside a quoted
+    /// string or a block comment).
+    pub fn finish(mut self) -> Result<Vec<Statement>, String> {
+        let rest = std::mem::take(&mut self.carry);
+        let mut out = Vec::new();
+        self.scan(&rest, &mut out);
         match self.state {
             State::Quoted(q) => {
                 return Err(format!(
@@ -159,9 +226,8 @@ impl Splitter {
             }
             State::Normal | State::Line => {}
         }
-        let mut out = Vec::new();
         self.emit(&mut out);
-        Ok(out.pop())
+        Ok(out)
     }
 
     fn emit(&mut self, out: &mut Vec<Statement>) {
@@ -308,6 +374,29 @@ mod tests {
                     .into(),
             ]
         );
+    }
+
+    #[test]
+    fn blocks_cut_anywhere_split_like_lines() {
+        let text = "/*!40101 SET NAMES binary*/;\n\
+            INSERT INTO `t` VALUES (1,'a;'),\n(2,'it''s;\n;still'),(3,\"x\\\";\"),(4,'\\\\');\n\
+            -- a comment; with a semicolon\n\
+            # another; one\n\
+            INSERT INTO `we;ird``` (`c;`) VALUES (/* ; */5);\nSET x=1; SELECT 1 -- last";
+        let want = split_lines(text.as_bytes());
+        for size in 1..=text.len() {
+            let mut s = Splitter::new();
+            let mut out = Vec::new();
+            for block in text.as_bytes().chunks(size) {
+                s.feed(block, &mut out);
+            }
+            out.extend(s.finish().unwrap());
+            let got: Vec<(u64, String)> = out
+                .into_iter()
+                .map(|st| (st.offset, String::from_utf8(st.text).unwrap()))
+                .collect();
+            assert_eq!(got, want, "blocks of {size}");
+        }
     }
 
     #[test]

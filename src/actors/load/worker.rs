@@ -623,7 +623,6 @@ pub fn read_data_file(
     let mut reader = std::io::BufReader::with_capacity(256 << 10, file);
     let mut splitter = Splitter::new();
     let mut writer = RequestWriter::new(limit, sink);
-    let mut line = Vec::new();
     let mut stmts = Vec::new();
     let mut rows = 0u64;
     let mut done = false;
@@ -631,8 +630,8 @@ pub fn read_data_file(
     let mut charset = String::from("utf8mb4");
     let mut scratch = LoadScratch::default();
     while !done && writer.is_open() {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+        let block = reader.fill_buf().map_err(read_err)?;
+        if block.is_empty() {
             done = true;
             stmts.extend(
                 std::mem::take(&mut splitter)
@@ -640,7 +639,9 @@ pub fn read_data_file(
                     .map_err(|m| parse_err(0, m))?,
             );
         } else {
-            splitter.feed_line(&line, &mut stmts);
+            splitter.feed(block, &mut stmts);
+            let n = block.len();
+            reader.consume(n);
         }
         for st in stmts.drain(..) {
             match classify(&st.text) {

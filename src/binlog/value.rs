@@ -645,10 +645,10 @@ pub fn push_quoted(out: &mut String, s: &str) {
     let mut clean = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if !NEEDS_ESCAPE[usize::from(bytes[i])] {
-            i += 1;
-            continue;
-        }
+        let Some(k) = next_escape(&bytes[i..]) else {
+            break;
+        };
+        i += k;
         let esc = match bytes[i] {
             b'\\' => "\\\\",
             b'\'' => "\\'",
@@ -667,18 +667,14 @@ pub fn push_quoted(out: &mut String, s: &str) {
     out.push('\'');
 }
 
-/// The bytes [`push_quoted`] escapes.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'\\' as usize] = true;
-    t[b'\'' as usize] = true;
-    t[b'"' as usize] = true;
-    t[0] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[0x1a] = true;
-    t
-};
+/// The offset of the first byte [`push_quoted`] escapes (`\`, `'`, `"`, NUL, `\n`, `\r`,
+/// Ctrl-Z), found with vectorised searches that each stop at the previous one's hit.
+fn next_escape(b: &[u8]) -> Option<usize> {
+    let a = memchr::memchr3(b'\\', b'\'', b'"', b).unwrap_or(b.len());
+    let c = memchr::memchr3(0, b'\n', b'\r', &b[..a]).unwrap_or(a);
+    let d = memchr::memchr(0x1a, &b[..c]).unwrap_or(c);
+    (d < b.len()).then_some(d)
+}
 
 /// Civil UTC date and time of epoch second `secs` (proleptic Gregorian); 0 is the zero
 /// timestamp `0000-00-00 00:00:00`.

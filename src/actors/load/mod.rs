@@ -12,8 +12,14 @@
 //!    With `defer-secondary-indexes` (default on), a table this load creates leaves out its
 //!    plain non-unique `KEY`s, recorded first in `<meta-schema>.<task>_loader_index`.
 //! 3. **Data** (`worker`): `pool-size` connections, each with the sync unit's downstream
-//!    session, take data files largest first. Each INSERT is rewritten for the routed target, with `on-duplicate-logical`'s verb and the extract columns, and sent in
-//!    requests of about 1 MiB.
+//!    session, take data files largest first; a file is one transaction. Its rows go to the
+//!    routed target with `on-duplicate-logical`'s verb and the extract columns, either as
+//!    `LOAD DATA LOCAL INFILE` requests of about 4 MiB of text translated from the INSERTs
+//!    (`tsv`; `data-statement: auto` chooses this on MySQL/MariaDB targets with
+//!    `local_infile` on; UTF-8 text into tables whose text columns are all utf8mb4 is read
+//!    as `CHARACTER SET binary`), or as rewritten INSERTs in requests of about 1 MiB (TiDB,
+//!    `data-statement: insert`, and every statement whose values have no exact LOAD DATA
+//!    form).
 //! 4. **Indexes** ([`indexes::add_deferred`]): once every file is loaded (by this run or an
 //!    earlier one), each table with deferred indexes gets the missing ones in one
 //!    `ALTER TABLE ... ADD ..., ADD ...` (up to `pool-size` tables at once; InnoDB builds them

@@ -37,7 +37,7 @@ impl Drop for OddDb {
     }
 }
 
-fn q(name: &str) -> String {
+pub(crate) fn q(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
@@ -57,7 +57,7 @@ fn esc(name: &str) -> String {
     out
 }
 
-fn write_metadata(dir: &Path, finished: bool) {
+pub(crate) fn write_metadata(dir: &Path, finished: bool) {
     DumpMetadata {
         started: "2026-11-21 20:00:00".into(),
         location: Location {
@@ -71,11 +71,11 @@ fn write_metadata(dir: &Path, finished: bool) {
     .unwrap();
 }
 
-fn put(dir: &Path, name: &str, text: &str) {
+pub(crate) fn put(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-const HEADER: &str = "/*!40101 SET NAMES binary*/;\n";
+pub(crate) const HEADER: &str = "/*!40101 SET NAMES binary*/;\n";
 
 fn schema_create(dir: &Path, db: &str) {
     put(
@@ -100,25 +100,27 @@ fn table_schema(dir: &Path, db: &str, table: &str, body: &str) {
 }
 
 /// A dumpling data file `<db>.<tbl>.<index>.sql`; returns its name.
-fn data_file(dir: &Path, db: &str, table: &str, index: u32, body: &str) -> String {
+pub(crate) fn data_file(dir: &Path, db: &str, table: &str, index: u32, body: &str) -> String {
     let name = format!("{}.{}.{index:09}.sql", esc(db), esc(table));
     put(dir, &name, &format!("{HEADER}{body}"));
     name
 }
 
-struct TaskOpts<'a> {
-    meta: &'a str,
-    do_dbs: Vec<&'a str>,
-    ignore_table: Option<(&'a str, &'a str)>,
+pub(crate) struct TaskOpts<'a> {
+    pub(crate) meta: &'a str,
+    pub(crate) do_dbs: Vec<&'a str>,
+    pub(crate) ignore_table: Option<(&'a str, &'a str)>,
     /// `(schema, target schema)` of a `shard_*` → `merged` route with `c_table` extracted.
-    merge: Option<(&'a str, &'a str)>,
-    pool: u32,
-    mode: &'a str,
+    pub(crate) merge: Option<(&'a str, &'a str)>,
+    pub(crate) pool: u32,
+    pub(crate) mode: &'a str,
     /// `loaders.data-statement`: `insert` or `load-data`.
-    statement: &'a str,
+    pub(crate) statement: &'a str,
+    /// `loaders.defer-secondary-indexes`.
+    pub(crate) defer: bool,
 }
 
-fn subtask(name: &str, o: &TaskOpts<'_>) -> SubTaskConfig {
+pub(crate) fn subtask(name: &str, o: &TaskOpts<'_>) -> SubTaskConfig {
     let yq = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let do_dbs: Vec<String> = o.do_dbs.iter().map(|d| yq(d)).collect();
     let ignore = o
@@ -162,6 +164,7 @@ block-allow-list:
     dir: "./unused"
     on-duplicate-logical: "{mode}"
     data-statement: "{statement}"
+    defer-secondary-indexes: {defer}
 mysql-instances:
   - source-id: "src-load"
     block-allow-list: "ba"
@@ -173,6 +176,7 @@ mysql-instances:
         pool = o.pool,
         mode = o.mode,
         statement = o.statement,
+        defer = o.defer,
     );
     let task = TaskConfig::from_yaml(&yaml, "load-test.yaml")
         .unwrap_or_else(|e| panic!("{}\n{yaml}", e.report()));
@@ -203,7 +207,7 @@ impl Logs {
 }
 
 /// Runs a load with its logs captured.
-async fn load_logged(
+pub(crate) async fn load_logged(
     cfg: &SubTaskConfig,
     dir: &Path,
 ) -> ((Result<LoadSummary, DmError>, LoadStatus), String) {
@@ -226,7 +230,7 @@ async fn load(cfg: &SubTaskConfig, dir: &Path) -> (Result<LoadSummary, DmError>,
 }
 
 /// Every row of `sql`, each value as text (`None` for NULL).
-async fn rows(sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn rows(sql: &str) -> Vec<Vec<Option<String>>> {
     shared_downstream()
         .query_rows(sql)
         .await
@@ -459,6 +463,7 @@ async fn routes_shards_quotes_names_and_resumes(statement: &str) {
             pool: 3,
             mode: "replace",
             statement,
+            defer: true,
         },
     );
     let (res, st) = load(&cfg, dir).await;
@@ -637,6 +642,7 @@ async fn on_duplicate_modes(statement: &str) {
                 pool: 2,
                 mode,
                 statement,
+                defer: true,
             },
         )
     };
@@ -749,6 +755,7 @@ async fn failed_file_resumes(statement: &str) {
             pool: 1,
             mode: "replace",
             statement,
+            defer: true,
         },
     );
     let (res, st) = load(&cfg, dir).await;
@@ -808,6 +815,7 @@ async fn refuses_missing_or_unfinished_dumps() {
             pool: 1,
             mode: "replace",
             statement: "insert",
+            defer: true,
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -882,6 +890,7 @@ async fn sysbench_shaped_throughput() {
             pool: 4,
             mode: "replace",
             statement: "auto",
+            defer: true,
         },
     );
     let started = Instant::now();
@@ -955,6 +964,7 @@ async fn killed_connection_is_retried(statement: &str) {
             pool: 1,
             mode: "error",
             statement,
+            defer: true,
         },
     );
     let pattern = if statement == "insert" {

@@ -3,44 +3,22 @@
 //! resumes exactly, and tables that exist already or have foreign keys are left alone.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use dm::actors::dump::metadata::DumpMetadata;
 use dm::actors::load::indexes::IndexMeta;
-use dm::actors::load::{LoadStatus, LoadSummary, load_finished, run_load};
-use dm::binlog::location::{Location, Position};
-use dm::config::{SubTaskConfig, TaskConfig};
+use dm::actors::load::{LoadSummary, load_finished};
+use dm::config::SubTaskConfig;
 use dm::error::{DmError, codes};
 use mysql_async::prelude::*;
-use tracing::instrument::WithSubscriber;
 
+use super::load::{HEADER, data_file, put, q, rows};
 use crate::harness::{TestDb, fresh_db, shared_downstream};
 
-const SOURCE: &str = "src-index";
-
-fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
+/// The source id of `super::load::subtask`.
+const SOURCE: &str = "src-load";
 
 fn write_metadata(dir: &Path) {
-    DumpMetadata {
-        started: "2026-11-21 20:00:00".into(),
-        location: Location {
-            position: Position::new("mysql-bin.000003", 1234),
-            gtid: None,
-        },
-        after: None,
-        finished: Some("2026-11-21 20:00:09".into()),
-    }
-    .write(dir)
-    .unwrap();
+    super::load::write_metadata(dir, true);
 }
-
-fn put(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
-}
-
-const HEADER: &str = "/*!40101 SET NAMES binary*/;\n";
 
 /// The CREATE TABLE dumpling writes for `body` (names in the tests need no file escaping).
 fn create_text(table: &str, body: &str) -> String {
@@ -61,13 +39,6 @@ fn table_schema(dir: &Path, db: &str, table: &str, body: &str) {
     );
 }
 
-/// A dumpling data file `<db>.<tbl>.<index>.sql`; returns its name.
-fn data_file(dir: &Path, db: &str, table: &str, index: u32, body: &str) -> String {
-    let name = format!("{db}.{table}.{index:09}.sql");
-    put(dir, &name, &format!("{HEADER}{body}"));
-    name
-}
-
 struct Opts<'a> {
     meta: &'a str,
     db: &'a str,
@@ -78,100 +49,29 @@ struct Opts<'a> {
 }
 
 fn subtask(name: &str, o: &Opts<'_>) -> SubTaskConfig {
-    let (routes, route_rules) = match o.merge_into {
-        Some(t) => (
-            format!(
-                "routes:\n  merge:\n    schema-pattern: \"{}\"\n    table-pattern: \"shard_*\"\n    \
-                 target-schema: \"{t}\"\n    target-table: \"merged\"\n    extract-table:\n      \
-                 table-regexp: \"shard_(.*)\"\n      target-column: \"c_table\"\n",
-                o.db
-            ),
-            "\n    route-rules: [\"merge\"]",
-        ),
-        None => (String::new(), ""),
-    };
-    let yaml = format!(
-        r#"name: "{name}"
-task-mode: full
-meta-schema: "{meta}"
-target-database:
-  host: "127.0.0.1"
-  port: {port}
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: ["{db}"]
-{routes}loaders:
-  l:
-    pool-size: {pool}
-    dir: "./unused"
-    defer-secondary-indexes: {defer}
-mysql-instances:
-  - source-id: "{SOURCE}"
-    block-allow-list: "ba"
-    loader-config-name: "l"{route_rules}
-"#,
-        meta = o.meta,
-        port = shared_downstream().port(),
-        db = o.db,
-        pool = o.pool,
-        defer = o.defer,
-    );
-    let task = TaskConfig::from_yaml(&yaml, "load-index-test.yaml")
-        .unwrap_or_else(|e| panic!("{}\n{yaml}", e.report()));
-    task.subtasks().remove(0)
+    super::load::subtask(
+        name,
+        &super::load::TaskOpts {
+            meta: o.meta,
+            do_dbs: vec![o.db],
+            ignore_table: None,
+            merge: o.merge_into.map(|t| (o.db, t)),
+            pool: o.pool,
+            mode: "replace",
+            statement: "auto",
+            defer: o.defer,
+        },
+    )
 }
 
 fn task_name(prefix: &str) -> String {
     format!("{prefix}{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
-/// A log sink for one load: its lines are asserted on (and shown with --nocapture).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        eprint!("{}", String::from_utf8_lossy(buf));
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs a load with its logs captured.
 async fn load(cfg: &SubTaskConfig, dir: &Path) -> (Result<LoadSummary, DmError>, String) {
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_env_filter("dm=info")
-        .with_ansi(false)
-        .finish();
-    let status = Arc::new(Mutex::new(LoadStatus::default()));
-    let res = run_load(cfg, None, dir, status)
-        .with_subscriber(subscriber)
-        .await;
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    (res, text)
-}
-
-/// Every row of `sql`, each value as text (`None` for NULL).
-async fn rows(sql: &str) -> Vec<Vec<Option<String>>> {
-    shared_downstream()
-        .query_rows(sql)
-        .await
-        .into_iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| r.get::<Option<String>, _>(i).unwrap())
-                .collect()
-        })
-        .collect()
+    let ((res, _), logs) = super::load::load_logged(cfg, dir).await;
+    (res, logs)
 }
 
 /// The index definitions of a table, as information_schema.STATISTICS has them.

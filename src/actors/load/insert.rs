@@ -85,6 +85,9 @@ pub struct InsertPlan {
     /// `CHARACTER SET binary` (the same bytes are stored, and the server skips its
     /// multi-byte scan of the input).
     utf8mb4_target: bool,
+    /// The table has generated columns (or they are unknown): an INSERT without a column
+    /// list then names them too, and only the SQL path reports such a row exactly.
+    generated_columns: bool,
 }
 
 impl InsertPlan {
@@ -129,6 +132,7 @@ impl InsertPlan {
             column_names: columns.map(<[String]>::to_vec),
             binary_columns: Vec::new(),
             utf8mb4_target: false,
+            generated_columns: false,
             head: head.into_bytes(),
             extra_columns: extra_columns.into_bytes(),
             extra_values: extra_values.into_bytes(),
@@ -146,6 +150,12 @@ impl InsertPlan {
     /// hex literals can go into LOAD DATA text.
     pub fn with_binary_columns(mut self, names: Vec<String>) -> Self {
         self.binary_columns = names;
+        self
+    }
+
+    /// Says whether the table has generated columns (see [`Self::render_load`]).
+    pub fn with_generated_columns(mut self, yes: bool) -> Self {
+        self.generated_columns = yes;
         self
     }
 
@@ -179,6 +189,10 @@ impl InsertPlan {
         out: &mut RequestWriter<'_>,
     ) -> Result<Option<u64>, String> {
         let ins = parse_insert(stmt)?;
+        if ins.columns.is_none() && self.generated_columns {
+            // Its values include the generated columns': SQL says what that means.
+            return Ok(None);
+        }
         let columns = match ins.columns {
             Some(c) => Some(c),
             None if self.load_set.is_empty() => None,
@@ -815,6 +829,34 @@ mod tests {
         assert_eq!(rest.iter().map(|r| r.rows).sum::<u64>(), 20);
         let all: Vec<u8> = rest.iter().flat_map(|r| r.data.clone().unwrap()).collect();
         assert!(all.starts_with(b"0\t00000000\n1\t00000001\n"));
+        // Without a column list, a table with generated columns goes as SQL.
+        let gen_plan = InsertPlan::new(OnDuplicate::Ignore, "d", "t", &[], Some(&cols))
+            .with_generated_columns(true);
+        let mut sink = |_: Request| true;
+        let mut w = RequestWriter::new(100, &mut sink);
+        assert_eq!(
+            gen_plan
+                .render_load(
+                    b"INSERT INTO t VALUES (1,2)",
+                    "utf8mb4",
+                    &mut scratch,
+                    &mut w
+                )
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            gen_plan
+                .render_load(
+                    b"INSERT INTO t (a,b) VALUES (1,2)",
+                    "utf8mb4",
+                    &mut scratch,
+                    &mut w
+                )
+                .unwrap(),
+            Some(1)
+        );
+        drop(w);
         // Without a column list or the table's columns the row width is unknown: SQL.
         let bare = InsertPlan::new(OnDuplicate::Ignore, "d", "t", &[], None);
         let mut sink = |_: Request| true;

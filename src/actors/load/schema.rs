@@ -193,6 +193,8 @@ async fn create_table(
     let what = format!("creating table `{}`.`{}`", target.0, target.1);
     let mut columns = None;
     let mut binary = Vec::new();
+    // Whether the table has generated columns (or its columns are unknown).
+    let mut generated = true;
     if let Some((piece, sql)) = &create {
         let piece = ddl::rename_tables(piece, |_, _| target.clone())?;
         down.exec(
@@ -212,6 +214,9 @@ async fn create_table(
         // For INSERTs without a column list: extract columns, and LOAD DATA's row width.
         columns = insertable_columns(sql);
         binary = binary_columns(sql);
+        generated = columns.as_ref().is_none_or(|c| {
+            ddl::parse_create_table(sql).is_ok_and(|(_, _, t)| t.columns.len() != c.len())
+        });
     } else {
         warn!(schema = %schema, table = %table, "no schema file for the table; its target table must exist");
     }
@@ -237,7 +242,8 @@ async fn create_table(
         &routed.extra_columns,
         columns.as_deref(),
     )
-    .with_binary_columns(binary);
+    .with_binary_columns(binary)
+    .with_generated_columns(generated);
     Ok(TableLoad {
         schema,
         table,

@@ -802,6 +802,62 @@ async fn failed_file_resumes(statement: &str) {
     assert_eq!(checkpoint_files(&meta, &task).await.len(), 4);
 }
 
+/// A row without a value for a generated column in an INSERT without a column list is an
+/// error on the SQL path; LOAD DATA (which would fill the last column with its default) must
+/// not take it, and a full row loads either way.
+#[tokio::test]
+async fn generated_columns_without_a_column_list_go_as_sql() {
+    let down = shared_downstream();
+    let src = fresh_db(down, "load_gen");
+    let meta = fresh_db(down, "load_gen_meta");
+    let db = src.name();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_metadata(dir, true);
+    table_schema(
+        dir,
+        db,
+        "g",
+        "  `a` int(11) NOT NULL,\n  `g` int(11) GENERATED ALWAYS AS (`a` + 1) VIRTUAL,\n  `b` int(11) DEFAULT NULL,\n  PRIMARY KEY (`a`)",
+    );
+    let file = data_file(dir, db, "g", 0, "INSERT INTO `g` VALUES (1,2);\n");
+    let cfg = subtask(
+        "lgen",
+        &TaskOpts {
+            meta: meta.name(),
+            do_dbs: vec![db],
+            ignore_table: None,
+            merge: None,
+            pool: 1,
+            mode: "replace",
+            statement: "load-data",
+            defer: true,
+        },
+    );
+    let (res, _) = load(&cfg, dir).await;
+    let e = res.unwrap_err();
+    assert_eq!(e.code, codes::LOAD_EXECUTE_FAILED.code, "{}", e.report());
+    assert!(e.message.contains(&file), "{}", e.message);
+    assert!(rows(&format!("SELECT * FROM {}.g", q(db))).await.is_empty());
+
+    // With a column list the row goes by LOAD DATA.
+    put(
+        dir,
+        &file,
+        &format!("{HEADER}INSERT INTO `g` (`a`,`b`) VALUES (1,2),(5,NULL);\n"),
+    );
+    let (res, _) = load(&cfg, dir).await;
+    let s = res.unwrap_or_else(|e| panic!("{}", e.report()));
+    assert_eq!((s.rows, s.load_data_rows), (2, 2));
+    assert_eq!(
+        rows(&format!("SELECT a, g, b FROM {}.g ORDER BY a", q(db))).await,
+        expect(&[
+            &[Some("1"), Some("2"), Some("2")],
+            &[Some("5"), Some("6"), None]
+        ])
+    );
+}
+
 #[tokio::test]
 async fn refuses_missing_or_unfinished_dumps() {
     let meta = fresh_db(shared_downstream(), "load_bad_meta");

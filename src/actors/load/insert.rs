@@ -294,34 +294,6 @@ impl InsertPlan {
     }
 }
 
-/// The columns of a CREATE TABLE whose values are raw bytes: BINARY, VARBINARY and the BLOB
-/// types, or `CHARACTER SET binary` (empty when the statement does not parse).
-pub fn binary_columns(create: &str) -> Vec<String> {
-    use sqlparser::ast::{ColumnOption, DataType};
-    let Ok((_, _, parsed)) = crate::sql::ddl::parse_create_table(create) else {
-        return Vec::new();
-    };
-    parsed
-        .columns
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.data_type,
-                DataType::Binary(_)
-                    | DataType::Varbinary(_)
-                    | DataType::Blob(_)
-                    | DataType::TinyBlob
-                    | DataType::MediumBlob
-                    | DataType::LongBlob
-            ) || c.options.iter().any(|o| {
-                matches!(&o.option, ColumnOption::CharacterSet(n)
-                    if n.to_string().eq_ignore_ascii_case("binary"))
-            })
-        })
-        .map(|c| c.name.value.clone())
-        .collect()
-}
-
 /// Buffers [`InsertPlan::render_load`] reuses from statement to statement.
 #[derive(Debug, Default)]
 pub struct LoadScratch {
@@ -897,15 +869,5 @@ mod tests {
         }
         assert!(head(&plan, "latin1").contains(" CHARACTER SET latin1 "));
         assert!(head(&plan, "binary").contains(" CHARACTER SET binary "));
-    }
-
-    #[test]
-    fn binary_columns_from_the_create() {
-        let c = binary_columns(
-            "CREATE TABLE t (a INT, b VARBINARY(3), c BLOB, d LONGBLOB, e BINARY(2), \
-             f VARCHAR(3) CHARACTER SET binary, g TEXT, h VARCHAR(2) CHARACTER SET latin1)",
-        );
-        assert_eq!(c, vec!["b", "c", "d", "e", "f"]);
-        assert!(binary_columns("not sql").is_empty());
     }
 }

@@ -20,12 +20,12 @@
 
 use std::sync::Arc;
 
-use sqlparser::ast::ColumnOption;
+use sqlparser::ast::{ColumnDef, ColumnOption, DataType};
 use tracing::{info, warn};
 
 use super::files::{DataFile, DumpDir, TableFiles, main_statement};
 use super::indexes::Deferral;
-use super::insert::{InsertPlan, OnDuplicate, binary_columns};
+use super::insert::{InsertPlan, OnDuplicate};
 use super::worker::Downstream;
 use crate::error::{DmError, codes};
 use crate::sql::ddl::{self, DdlKind, DdlPiece};
@@ -212,11 +212,11 @@ async fn create_table(
         )
         .await?;
         // For INSERTs without a column list: extract columns, and LOAD DATA's row width.
-        columns = insertable_columns(sql);
-        binary = binary_columns(sql);
-        generated = columns.as_ref().is_none_or(|c| {
-            ddl::parse_create_table(sql).is_ok_and(|(_, _, t)| t.columns.len() != c.len())
-        });
+        if let Some(t) = table_columns(sql) {
+            columns = Some(t.insertable);
+            binary = t.binary;
+            generated = t.generated;
+        }
     } else {
         warn!(schema = %schema, table = %table, "no schema file for the table; its target table must exist");
     }
@@ -253,22 +253,53 @@ async fn create_table(
     })
 }
 
-/// The non-generated columns of a CREATE TABLE, in order (the row of an INSERT without a
-/// column list); `None` when the statement does not parse.
-fn insertable_columns(create: &str) -> Option<Vec<String>> {
+/// What the loader needs to know of a table's columns, from one parse of its CREATE TABLE.
+#[derive(Debug, PartialEq, Eq)]
+struct TableColumns {
+    /// The non-generated columns, in order (the row of an INSERT without a column list).
+    insertable: Vec<String>,
+    /// The columns whose values are raw bytes: BINARY, VARBINARY and the BLOB types, or
+    /// `CHARACTER SET binary`.
+    binary: Vec<String>,
+    /// Whether there are generated columns.
+    generated: bool,
+}
+
+/// The [`TableColumns`] of a CREATE TABLE; `None` when the statement does not parse.
+fn table_columns(create: &str) -> Option<TableColumns> {
     let (_, _, parsed) = ddl::parse_create_table(create).ok()?;
-    Some(
+    let is_generated = |c: &ColumnDef| {
+        c.options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::Generated { .. }))
+    };
+    let is_binary = |c: &ColumnDef| {
+        matches!(
+            c.data_type,
+            DataType::Binary(_)
+                | DataType::Varbinary(_)
+                | DataType::Blob(_)
+                | DataType::TinyBlob
+                | DataType::MediumBlob
+                | DataType::LongBlob
+        ) || c.options.iter().any(|o| {
+            matches!(&o.option, ColumnOption::CharacterSet(n)
+                if n.to_string().eq_ignore_ascii_case("binary"))
+        })
+    };
+    let names = |keep: &dyn Fn(&ColumnDef) -> bool| {
         parsed
             .columns
             .iter()
-            .filter(|c| {
-                !c.options
-                    .iter()
-                    .any(|o| matches!(o.option, ColumnOption::Generated { .. }))
-            })
+            .filter(|c| keep(c))
             .map(|c| c.name.value.clone())
-            .collect(),
-    )
+            .collect::<Vec<_>>()
+    };
+    Some(TableColumns {
+        insertable: names(&|c| !is_generated(c)),
+        binary: names(&is_binary),
+        generated: parsed.columns.iter().any(is_generated),
+    })
 }
 
 #[cfg(test)]
@@ -277,10 +308,23 @@ mod tests {
 
     #[test]
     fn columns_skip_generated_ones() {
-        let cols = insertable_columns(
+        let t = table_columns(
             "CREATE TABLE `t` (`a` INT, `b c` VARCHAR(3), `g` INT AS (a + 1) VIRTUAL, PRIMARY KEY (`a`))",
         )
         .unwrap();
-        assert_eq!(cols, vec!["a".to_string(), "b c".to_string()]);
+        assert_eq!(t.insertable, vec!["a".to_string(), "b c".to_string()]);
+        assert!(t.generated);
+    }
+
+    #[test]
+    fn binary_columns_from_the_create() {
+        let t = table_columns(
+            "CREATE TABLE t (a INT, b VARBINARY(3), c BLOB, d LONGBLOB, e BINARY(2), \
+             f VARCHAR(3) CHARACTER SET binary, g TEXT, h VARCHAR(2) CHARACTER SET latin1)",
+        )
+        .unwrap();
+        assert_eq!(t.binary, vec!["b", "c", "d", "e", "f"]);
+        assert!(!t.generated);
+        assert!(table_columns("not sql").is_none());
     }
 }

@@ -54,16 +54,53 @@ pub fn is_missing_table(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == ER_NO_SUCH_TABLE || s.code == ER_BAD_DB)
 }
 
+/// `` `meta`.`<task>_<suffix>` ``: one of the load unit's tables in the meta schema.
+pub fn meta_table_name(meta_schema: &str, task: &str, suffix: &str) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(meta_schema),
+        quote_ident(&format!("{task}_{suffix}"))
+    )
+}
+
+/// Creates `meta_schema` and `table` (`CREATE TABLE IF NOT EXISTS <table> <definition>`) when
+/// missing.
+pub async fn ensure_meta_table(
+    conn: &mut Conn,
+    meta_schema: &str,
+    table: &str,
+    definition: &str,
+) -> Result<(), mysql_async::Error> {
+    conn.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        quote_ident(meta_schema)
+    ))
+    .await?;
+    conn.query_drop(format!("CREATE TABLE IF NOT EXISTS {table} {definition}"))
+        .await
+}
+
+/// Deletes the rows of `source_id` from the meta table `table`; an absent table is fine.
+pub async fn delete_source_rows(
+    conn: &mut Conn,
+    table: &str,
+    source_id: &str,
+) -> Result<(), mysql_async::Error> {
+    match conn
+        .exec_drop(format!("DELETE FROM {table} WHERE `id` = ?"), (source_id,))
+        .await
+    {
+        Err(e) if is_missing_table(&e) => Ok(()),
+        other => other,
+    }
+}
+
 impl LoaderCheckpoint {
     /// The checkpoint of `task` for source `source_id` in `meta_schema`.
     pub fn new(meta_schema: &str, task: &str, source_id: &str) -> Self {
         Self {
             meta_schema: meta_schema.to_string(),
-            table: format!(
-                "{}.{}",
-                quote_ident(meta_schema),
-                quote_ident(&format!("{task}_loader_checkpoint"))
-            ),
+            table: meta_table_name(meta_schema, task, "loader_checkpoint"),
             source_id: source_id.to_string(),
         }
     }
@@ -75,13 +112,11 @@ impl LoaderCheckpoint {
 
     /// Creates the meta schema and the table when missing.
     pub async fn ensure(&self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
-        conn.query_drop(format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_ident(&self.meta_schema)
-        ))
-        .await?;
-        conn.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {} (\
+        ensure_meta_table(
+            conn,
+            &self.meta_schema,
+            &self.table,
+            "(\
              `id` VARCHAR(32) NOT NULL, \
              `filename` VARCHAR(255) NOT NULL, \
              `cp_schema` VARCHAR(128) NOT NULL, \
@@ -92,8 +127,7 @@ impl LoaderCheckpoint {
              `update_time` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, \
              PRIMARY KEY (`id`, `filename`)\
              ) DEFAULT CHARSET = utf8mb4",
-            self.table
-        ))
+        )
         .await
     }
 
@@ -173,17 +207,9 @@ impl LoaderCheckpoint {
 
     /// Deletes this source's rows (after the sync unit took over); an absent table is fine.
     pub async fn clear(&self, conn: &mut Conn) -> Result<(), DmError> {
-        match conn
-            .exec_drop(
-                format!("DELETE FROM {} WHERE `id` = ?", self.table),
-                (&self.source_id,),
-            )
+        delete_source_rows(conn, &self.table, &self.source_id)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_missing_table(&e) => Ok(()),
-            Err(e) => Err(exec_err("clearing the rows", e)),
-        }
+            .map_err(|e| exec_err("clearing the rows", e))
     }
 }
 

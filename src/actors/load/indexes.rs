@@ -40,7 +40,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 use tracing::{info, warn};
 
-use super::checkpoint::is_missing_table;
+use super::checkpoint::{delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name};
 use super::worker::Downstream;
 use crate::actors::syncer::dml_worker::is_connection_error;
 use crate::error::{DmError, codes};
@@ -529,11 +529,7 @@ pub fn index_name(item: &str) -> Option<String> {
 /// The quoted, qualified name of a task's deferred-index table,
 /// `` `<meta-schema>`.`<task>_loader_index` `` (for dropping it with the task's meta).
 pub fn meta_table(meta_schema: &str, task: &str) -> String {
-    format!(
-        "{}.{}",
-        quote_ident(meta_schema),
-        quote_ident(&format!("{task}_loader_index"))
-    )
+    meta_table_name(meta_schema, task, "loader_index")
 }
 
 /// A target table with deferred indexes still to add.
@@ -581,13 +577,11 @@ impl IndexMeta {
     /// Creates the meta schema and the table when missing. Names compare as binary strings:
     /// target tables `T` and `t` are two rows.
     pub async fn ensure(&self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
-        conn.query_drop(format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_ident(&self.meta_schema)
-        ))
-        .await?;
-        conn.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {} (\
+        ensure_meta_table(
+            conn,
+            &self.meta_schema,
+            &self.table,
+            "(\
              `id` VARCHAR(32) NOT NULL, \
              `target_schema` VARCHAR(128) NOT NULL, \
              `target_table` VARCHAR(128) NOT NULL, \
@@ -595,8 +589,7 @@ impl IndexMeta {
              `create_time` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
              PRIMARY KEY (`id`, `target_schema`, `target_table`)\
              ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
-            self.table
-        ))
+        )
         .await
     }
 
@@ -707,17 +700,9 @@ impl IndexMeta {
 
     /// Deletes this source's rows (after the sync unit took over); an absent table is fine.
     pub async fn clear(&self, conn: &mut Conn) -> Result<(), DmError> {
-        match conn
-            .exec_drop(
-                format!("DELETE FROM {} WHERE `id` = ?", self.table),
-                (&self.source_id,),
-            )
+        delete_source_rows(conn, &self.table, &self.source_id)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_missing_table(&e) => Ok(()),
-            Err(e) => Err(meta_err("clearing the rows", e)),
-        }
+            .map_err(|e| meta_err("clearing the rows", e))
     }
 }
 

@@ -20,7 +20,6 @@ use crate::messages::master::{
     UpdateSource,
 };
 use crate::sql::checkpoint::CheckpointTables;
-use crate::sql::quote_ident;
 use crate::store::etcd::ha::Stage;
 use crate::store::etcd::keys;
 
@@ -279,13 +278,8 @@ pub async fn start_task(
 fn meta_tables(task: &str, meta_schema: &str) -> Vec<String> {
     let cp = CheckpointTables::new(meta_schema, task, "");
     let load = LoaderCheckpoint::new(meta_schema, task, "");
-    let other = ["syncer_sharding_meta", "onlineddl"].map(|suffix| {
-        format!(
-            "{}.{}",
-            quote_ident(meta_schema),
-            quote_ident(&format!("{task}_{suffix}"))
-        )
-    });
+    let other = ["syncer_sharding_meta", "onlineddl"]
+        .map(|suffix| crate::actors::load::checkpoint::meta_table_name(meta_schema, task, suffix));
     let mut t = vec![
         cp.checkpoint,
         cp.workers,

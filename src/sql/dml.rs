@@ -732,6 +732,17 @@ fn update_case_sql(out: &mut String, rows: &[&RowChange]) {
 mod tests {
     use super::*;
 
+    /// `db`.`u`, with the columns of `t` and `id` as its key.
+    fn table_u(t: &TargetTable) -> Arc<TargetTable> {
+        Arc::new(TargetTable::new(
+            "db",
+            "u",
+            t.columns.clone(),
+            Some(vec![0]),
+            vec![],
+        ))
+    }
+
     fn table(handle: Option<Vec<usize>>, uks: Vec<Vec<usize>>) -> Arc<TargetTable> {
         Arc::new(TargetTable::new(
             "db",
@@ -903,13 +914,7 @@ mod tests {
     #[test]
     fn batches_merge_rows_of_one_table_and_kind() {
         let t = table(Some(vec![0]), vec![]);
-        let t2 = Arc::new(TargetTable::new(
-            "db",
-            "u",
-            t.columns.clone(),
-            Some(vec![0]),
-            vec![],
-        ));
+        let t2 = table_u(&t);
         let upd = |t: &Arc<TargetTable>, id, from, to| {
             change(
                 t,
@@ -944,13 +949,7 @@ mod tests {
     #[test]
     fn in_order_batches_merge_only_consecutive_rows() {
         let t = table(Some(vec![0]), vec![]);
-        let t2 = Arc::new(TargetTable::new(
-            "db",
-            "u",
-            t.columns.clone(),
-            Some(vec![0]),
-            vec![],
-        ));
+        let t2 = table_u(&t);
         let ins =
             |t: &Arc<TargetTable>, id, v| change(t, DmlKind::Insert, None, Some(row(id, v)), false);
         let del =

@@ -57,13 +57,13 @@ UP=$(free_port); DOWN=$(free_port)
 start_mariadb upstream "$UP" --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL --server-id=1
 start_mariadb downstream "$DOWN" --skip-log-bin --server-id=2
 
-MASTER=$(free_port); PEER=$(free_port); ETCD=$(free_port); WORKER=$(free_port)
+MASTER=$(free_port); PEER=$(free_port); WORKER=$(free_port)
 "$BIN/dm-master" --name master1 --master-addr "127.0.0.1:$MASTER" --data-dir "$WORK/master1" \
   --peer-urls "http://127.0.0.1:$PEER" --initial-cluster "master1=http://127.0.0.1:$PEER" \
-  --etcd-client-urls "http://127.0.0.1:$ETCD" --log-file "$WORK/master1.log" &
+  --log-file "$WORK/master1.log" &
 PIDS+=($!)
 wait_for dm-master 30 curl -sf "http://127.0.0.1:$MASTER/status"
-echo "playground: dm-master on 127.0.0.1:$MASTER (pid ${PIDS[-1]}), etcd on 127.0.0.1:$ETCD"
+echo "playground: dm-master on 127.0.0.1:$MASTER (pid ${PIDS[-1]}), its etcd's client API on the same port"
 
 "$BIN/dm-worker" --name worker1 --worker-addr "127.0.0.1:$WORKER" --join "127.0.0.1:$MASTER" \
   --log-file "$WORK/worker1.log" &

@@ -93,9 +93,56 @@ impl Backoff {
     }
 }
 
+/// At most `limit` restarts within a sliding `window`: a child that keeps failing is given up
+/// on instead of being restarted forever.
+#[derive(Debug, Clone)]
+pub struct RestartBudget {
+    limit: usize,
+    window: Duration,
+    taken: std::collections::VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    pub fn new(limit: usize, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            taken: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Takes one restart at `now`; false when `limit` were already taken within `window`.
+    pub fn take(&mut self, now: Instant) -> bool {
+        while self
+            .taken
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.taken.pop_front();
+        }
+        if self.taken.len() >= self.limit {
+            return false;
+        }
+        self.taken.push_back(now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_budget_refuses_past_its_limit_within_the_window() {
+        let mut b = RestartBudget::new(2, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(b.take(t0));
+        assert!(b.take(t0 + Duration::from_secs(1)));
+        assert!(!b.take(t0 + Duration::from_secs(2)));
+        // The first restart leaves the window: one more is allowed.
+        assert!(b.take(t0 + Duration::from_secs(10)));
+        assert!(!b.take(t0 + Duration::from_secs(10)));
+    }
 
     #[test]
     fn backoff_grows_to_max_and_stays_within_jitter() {

@@ -2,6 +2,7 @@
 //! and dm-worker's (`/status`, `/metrics`, the internal API the master calls).
 
 pub mod master;
+pub mod mux;
 pub mod openapi;
 pub mod precheck;
 pub mod ratelimit;

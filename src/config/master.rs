@@ -51,7 +51,10 @@ pub struct MasterConfig {
     /// dm-rs: use this existing etcd cluster (comma-separated client URLs) instead of
     /// starting an etcd member as a child process.
     pub etcd_endpoints: String,
-    /// dm-rs: client URLs of the embedded etcd member (DM multiplexes them on master-addr).
+    /// dm-rs: client URLs the embedded etcd member listens on and advertises. Empty (the
+    /// default, and DM's behaviour): etcd's client API is served on `master-addr` (gRPC
+    /// connections are routed to the member, which listens on a private 127.0.0.1 port) and
+    /// advertised as `advertise-addr`, so DM's configs need no etcd port of their own.
     pub etcd_client_urls: String,
     /// dm-rs: the etcd binary run as the embedded member.
     pub etcd_binary: String,
@@ -94,11 +97,27 @@ impl Default for MasterConfig {
             secret_key_path: String::new(),
             v1_sources_path: String::new(),
             etcd_endpoints: String::new(),
-            etcd_client_urls: "http://127.0.0.1:2379".into(),
+            etcd_client_urls: String::new(),
             etcd_binary: "etcd".into(),
             election_ttl: DEFAULT_ELECTION_TTL,
         }
     }
+}
+
+/// Adds `http://` to every comma-separated item that has no scheme (DM's `WrapSchemes`).
+pub fn wrap_schemes(urls: &str) -> String {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            if u.starts_with("http://") || u.starts_with("https://") {
+                u.to_string()
+            } else {
+                format!("http://{u}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Default `election-ttl` in seconds (DM: 60).
@@ -199,12 +218,40 @@ impl MasterConfig {
         if self.advertise_addr.is_empty() {
             self.advertise_addr = self.master_addr.clone();
         }
+        // DM accepts peer URLs without a scheme (`peer-urls = "127.0.0.1:8291"`) and adds
+        // `http://`; so do we, for every URL list of the member.
+        self.peer_urls = wrap_schemes(&self.peer_urls);
+        self.advertise_peer_urls = wrap_schemes(&self.advertise_peer_urls);
         if self.advertise_peer_urls.is_empty() {
             self.advertise_peer_urls = self.peer_urls.clone();
         }
+        self.initial_cluster = self
+            .initial_cluster
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| match m.split_once('=') {
+                Some((n, u)) => format!("{n}={}", wrap_schemes(u)),
+                None => m.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         if self.initial_cluster.is_empty() && self.join.is_empty() {
-            self.initial_cluster = format!("{}={}", self.name, self.advertise_peer_urls);
+            self.initial_cluster = self
+                .advertise_peer_urls
+                .split(',')
+                .map(|u| format!("{}={u}", self.name))
+                .collect::<Vec<_>>()
+                .join(",");
         }
+        self.etcd_client_urls = wrap_schemes(&self.etcd_client_urls);
+        self.etcd_endpoints = wrap_schemes(&self.etcd_endpoints);
+    }
+
+    /// True when etcd's client API is served on `master-addr` (no `etcd-client-urls`, no
+    /// external `etcd-endpoints`).
+    pub fn muxes_etcd(&self) -> bool {
+        self.etcd_client_urls.is_empty() && self.etcd_endpoints.trim().is_empty()
     }
 
     /// Pushes every problem into `issues`.
@@ -332,6 +379,28 @@ impl MasterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dm_form_configs_get_schemes_and_serve_etcd_on_master_addr() {
+        let cfg = MasterConfig::from_toml(
+            "name = \"master1\"\nmaster-addr = \":8261\"\nadvertise-addr = \"127.0.0.1:8261\"\n\
+             peer-urls = \"127.0.0.1:8291\"\n\
+             initial-cluster = \"master1=http://127.0.0.1:8291,master2=127.0.0.1:8292\"\n",
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.peer_urls, "http://127.0.0.1:8291");
+        assert_eq!(cfg.advertise_peer_urls, "http://127.0.0.1:8291");
+        assert_eq!(
+            cfg.initial_cluster,
+            "master1=http://127.0.0.1:8291,master2=http://127.0.0.1:8292"
+        );
+        assert!(cfg.muxes_etcd());
+        let own =
+            MasterConfig::from_toml("etcd-client-urls = \"127.0.0.1:2379\"\n", "m.toml").unwrap();
+        assert_eq!(own.etcd_client_urls, "http://127.0.0.1:2379");
+        assert!(!own.muxes_etcd());
+    }
 
     #[test]
     fn election_ttl_defaults_to_3s_and_must_be_positive() {

@@ -190,6 +190,7 @@ define_codes! {
     MASTER_WORKER_ERROR = (38032, DmMaster, Internal, High, true, "some error occurs in dm-worker", "Read the cause; check the dm-worker's log and that it is reachable from the master.");
     MASTER_REQUEST_WORKER_TIMEOUT = (38033, DmMaster, Internal, High, true, "request to dm-worker timed out, but the request may have succeeded", "Query the status again; check the dm-worker is alive.");
     MASTER_HOST_PORT_NOT_VALID = (38035, DmMaster, Internal, High, false, "host:port is not valid", "Write addresses as `host:port`, for example `127.0.0.1:8261`.");
+    MASTER_START_EMBED_ETCD = (38038, DmMaster, Internal, High, false, "fail to start embed etcd", "Read the cause: give each dm-master its own ports and data-dir, check that `name`, `peer-urls` and `initial-cluster` match the other masters, and read `<data-dir>/etcd.log`.");
     MASTER_INVALID_OPERATE = (38041, DmMaster, Internal, Medium, false, "invalid operation", "Read the message for the operations this command accepts.");
     MASTER_ADVERTISE_ADDR_NOT_VALID = (38042, DmMaster, Internal, High, false, "advertise-addr is not valid", "Write `advertise-addr` as `host:port` with a host other peers can reach.");
     MASTER_NOT_LEADER_NO_FORWARD = (38043, DmMaster, Internal, High, true, "master is not leader, and can't forward request to leader", "Retry in a few seconds, once a leader is elected; check `list-member --master`.");

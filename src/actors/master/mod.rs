@@ -2,10 +2,12 @@
 //! the leader only, its child [`scheduler::SchedulerActor`]. [`MasterHandle`] is what the HTTP
 //! handlers hold: who leads, and the Scheduler's address while this master leads.
 //!
-//! Tree: dm-master binary → Election (one per process, started once etcd answers) →
-//! Scheduler (one per won term; stopped the moment the term ends).
+//! Tree: dm-master binary → EtcdMember (supervises the etcd child, when the master runs one)
+//! and Election (one per process, started once etcd answers) → Scheduler (one per won term;
+//! stopped the moment the term ends).
 
 pub mod election;
+pub mod member;
 pub mod scheduler;
 
 use std::sync::{Arc, RwLock};

@@ -55,6 +55,8 @@ pub struct MasterState {
     /// Per-client request limit of the API scopes (`rpc-rate-limit` / `rpc-rate-burst`),
     /// applied by the leader gate where a request first arrives ([`proxy::gate`]).
     pub limiter: RateLimiter,
+    /// The state of this master's etcd member (None with an external etcd).
+    pub member: Option<tokio::sync::watch::Receiver<crate::actors::master::member::MemberState>>,
 }
 
 impl MasterState {
@@ -72,6 +74,7 @@ impl MasterState {
             http,
             secret_key_hex: Secret::default(),
             limiter: RateLimiter::new(0.0, 1),
+            member: None,
         }
     }
 
@@ -111,6 +114,8 @@ pub struct MasterStatus {
     pub leader: String,
     /// True while this master leads and its Scheduler runs.
     pub is_leader: bool,
+    /// The etcd member this master runs (`state`: running, restarting, failed, external).
+    pub etcd_member: crate::actors::master::member::MemberState,
 }
 
 async fn status(state: web::Data<MasterState>) -> HttpResponse {
@@ -125,6 +130,12 @@ async fn status(state: web::Data<MasterState>) -> HttpResponse {
         etcd: health(&mut etcd).await,
         leader: state.handle.leader().map(|l| l.name).unwrap_or_default(),
         is_leader: state.handle.is_leader(),
+        etcd_member: state
+            .member
+            .as_ref()
+            .map_or(crate::actors::master::member::MemberState::External, |rx| {
+                rx.borrow().clone()
+            }),
     };
     if body.etcd.healthy {
         HttpResponse::Ok().json(body)

@@ -145,13 +145,15 @@ async fn etcd_member_dies_with_the_thread_that_spawned_it() {
 
     let dir = tempfile::tempdir().unwrap();
     let peer = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let client = format!("http://127.0.0.1:{}", crate::harness::free_port());
     let cfg = MemberConfig {
         binary: crate::harness::process::find_binary("etcd", "etcd-server")
             .display()
             .to_string(),
         name: "pdeathsig".into(),
         data_dir: dir.path().to_path_buf(),
-        client_urls: format!("http://127.0.0.1:{}", crate::harness::free_port()),
+        listen_client_urls: client.clone(),
+        advertise_client_urls: client,
         peer_urls: peer.clone(),
         advertise_peer_urls: peer.clone(),
         initial_cluster: format!("pdeathsig={peer}"),

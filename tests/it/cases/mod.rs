@@ -8,6 +8,7 @@ pub mod dump;
 pub mod election;
 pub mod load;
 pub mod load_index;
+pub mod master_member;
 pub mod migrate;
 pub mod precheck;
 pub mod scheduler;

@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
@@ -35,27 +34,11 @@ const WORKER_READY: Duration = Duration::from_secs(30);
 /// Pause between two polls that run dmctl: a few requests per second, well inside dm-master's
 /// request rate limit, and cheap on 2 cores.
 pub const CTL_POLL: Duration = Duration::from_millis(200);
-/// Election TTL passed to masters when they have the flag: dm-rs's default (DM's 60 s is too slow).
-pub const ELECTION_TTL_SECS: u64 = 3;
-
 /// Cluster tests share 2 cores with everything else: one cluster at a time keeps elections
 /// and keepalives from timing out under load.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
-}
-
-/// Whether `dm-master --help` lists `flag` (flags other helpers add as they land).
-pub fn master_has_flag(flag: &str) -> bool {
-    static HELP: OnceLock<String> = OnceLock::new();
-    HELP.get_or_init(|| {
-        let out = std::process::Command::new(DM_MASTER)
-            .arg("--help")
-            .output()
-            .expect("dm-master --help runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
-    .contains(flag)
 }
 
 /// Shape of a cluster.
@@ -82,7 +65,8 @@ pub struct MasterNode {
     pub name: String,
     /// `127.0.0.1:PORT` of the HTTP API.
     pub addr: String,
-    /// `http://127.0.0.1:PORT` of its etcd member's client endpoint.
+    /// `http://127.0.0.1:PORT` of its etcd member's client endpoint: the master-addr, where
+    /// dm-master routes gRPC to its member.
     pub etcd_url: String,
     pub data_dir: PathBuf,
     args: Vec<String>,
@@ -227,6 +211,20 @@ impl Cluster {
     /// Masters whose process runs.
     pub fn live_masters(&self) -> Vec<&MasterNode> {
         self.masters.iter().filter(|m| m.is_running()).collect()
+    }
+
+    /// `GET /status` of master `name` (None when it does not answer).
+    pub async fn master_status(&self, name: &str) -> Option<Value> {
+        let m = &self.masters[self.master_index(name)];
+        get_json(&format!("http://{}/status", m.addr)).await
+    }
+
+    /// The exit status of master `name`'s process, once it has exited.
+    pub fn master_exit(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.master_mut(name)
+            .process
+            .as_mut()
+            .and_then(BinProcess::try_exit)
     }
 
     /// Runs dmctl against every master (in order) with `args`.
@@ -487,62 +485,40 @@ impl WorkerNode {
 }
 
 /// Names, ports and command lines of `n` masters whose etcd members form one cluster.
+/// Plans `n` masters in DM's own configuration form: one `dm-master.toml` each with only
+/// DM's keys (name, master-addr, advertise-addr, peer-urls without a scheme, initial-cluster,
+/// data-dir), started with `--config` alone. etcd's client API is then served on each
+/// master-addr, as DM does, so there is no etcd port to configure.
 fn plan_masters(dir: &Path, n: usize) -> Vec<MasterNode> {
-    struct Plan {
-        name: String,
-        api: u16,
-        peer: u16,
-        client: u16,
-    }
-    let plans: Vec<Plan> = (1..=n)
-        .map(|i| Plan {
-            name: format!("m{i}"),
-            api: free_port(),
-            peer: free_port(),
-            client: free_port(),
-        })
+    let plans: Vec<(String, u16, u16)> = (1..=n)
+        .map(|i| (format!("m{i}"), free_port(), free_port()))
         .collect();
     let initial_cluster = plans
         .iter()
-        .map(|p| format!("{}=http://127.0.0.1:{}", p.name, p.peer))
+        .map(|(name, _, peer)| format!("{name}=http://127.0.0.1:{peer}"))
         .collect::<Vec<_>>()
         .join(",");
     plans
         .into_iter()
-        .map(|p| {
-            let addr = format!("127.0.0.1:{}", p.api);
-            let peer = format!("http://127.0.0.1:{}", p.peer);
-            let etcd_url = format!("http://127.0.0.1:{}", p.client);
-            let data_dir = dir.join(&p.name);
-            let mut args: Vec<String> = vec![
-                "--name".into(),
-                p.name.clone(),
-                "--master-addr".into(),
-                addr.clone(),
-                "--advertise-addr".into(),
-                addr.clone(),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-                "--peer-urls".into(),
-                peer.clone(),
-                "--advertise-peer-urls".into(),
-                peer,
-                "--initial-cluster".into(),
-                initial_cluster.clone(),
-                "--etcd-client-urls".into(),
-                etcd_url.clone(),
-            ];
-            if master_has_flag("--election-ttl") {
-                args.push("--election-ttl".into());
-                args.push(ELECTION_TTL_SECS.to_string());
-            }
+        .map(|(name, api, peer)| {
+            let addr = format!("127.0.0.1:{api}");
+            let data_dir = dir.join(&name);
+            let config = dir.join(format!("{name}.toml"));
+            let text = format!(
+                "name = \"{name}\"\nmaster-addr = \"{addr}\"\nadvertise-addr = \"{addr}\"\n\
+                 peer-urls = \"127.0.0.1:{peer}\"\ninitial-cluster = \"{initial_cluster}\"\n\
+                 data-dir = \"{}\"\n",
+                data_dir.display()
+            );
+            std::fs::write(&config, text)
+                .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
             MasterNode {
-                log: dir.join(format!("{}.log", p.name)),
-                name: p.name,
+                log: dir.join(format!("{name}.log")),
+                etcd_url: format!("http://{addr}"),
+                args: vec!["--config".into(), config.display().to_string()],
+                name,
                 addr,
-                etcd_url,
                 data_dir,
-                args,
                 process: None,
             }
         })
@@ -609,9 +585,7 @@ pub async fn get_json(url: &str) -> Option<Value> {
 
 fn kill9_pid(pid: u32) {
     // Only pids this cluster started (children of our masters, or on our data dirs).
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
+    super::process::kill9(pid);
 }
 
 /// Running children of `parent` whose executable name is `name`.

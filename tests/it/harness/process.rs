@@ -217,6 +217,12 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, start_time))
 }
 
+/// SIGKILL to `pid` — only ever a process the test started (or a child of one).
+pub fn kill9(pid: u32) {
+    // SAFETY: kill(2) has no memory effects.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
 /// Whether `pid` is a live process (exists and is neither a zombie nor dead).
 pub fn pid_running(pid: u32) -> bool {
     proc_start_time(pid).is_some()

@@ -17,6 +17,7 @@ use tracing::warn;
 
 use super::writer::{ValueKind, select_expr};
 use crate::binlog::value::ColumnInfo;
+use crate::db::errno::{ER_TABLEACCESS_DENIED_ERROR, ER_VIEW_INVALID, ER_VIEW_NO_EXPLAIN};
 use crate::error::{DmError, codes};
 use crate::sql::filter::{BaFilter, is_system_schema};
 use crate::sql::{quote_ident, quote_string};
@@ -101,7 +102,7 @@ pub struct TableDesc {
 }
 
 fn query_err(what: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(&codes::DUMP_TABLE_FAILED, what.to_string()).with_cause(e)
+    crate::db::error(&codes::DUMP_TABLE_FAILED, what, e)
 }
 
 /// Column `i` of a text-protocol row as text; `None` for NULL.
@@ -333,8 +334,12 @@ pub async fn view_sql(
     );
     match conn.query_first::<Row, _>(&q).await {
         Ok(row) => Ok(row.and_then(|r| text(&r, 1))),
-        // ER_TABLEACCESS_DENIED_ERROR, ER_VIEW_INVALID, ER_VIEW_NO_EXPLAIN.
-        Err(mysql_async::Error::Server(s)) if matches!(s.code, 1142 | 1356 | 1345) => {
+        Err(mysql_async::Error::Server(s))
+            if matches!(
+                s.code,
+                ER_TABLEACCESS_DENIED_ERROR | ER_VIEW_INVALID | ER_VIEW_NO_EXPLAIN
+            ) =>
+        {
             warn!(table = %format!("{schema}.{view}"), error = %s.message, "view not dumped");
             Ok(None)
         }

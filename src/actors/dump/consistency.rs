@@ -28,16 +28,11 @@ use super::catalog::TableRef;
 use crate::actors::Backoff;
 use crate::binlog::location::{Location, Position};
 use crate::binlog::stream::{Flavor, master_status};
+use crate::db::errno::{
+    ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR,
+    ER_TABLEACCESS_DENIED_ERROR,
+};
 use crate::error::{DmError, codes};
-
-/// `ER_DBACCESS_DENIED_ERROR`.
-pub const ER_DBACCESS_DENIED_ERROR: u16 = 1044;
-/// `ER_ACCESS_DENIED_ERROR`.
-pub const ER_ACCESS_DENIED_ERROR: u16 = 1045;
-/// `ER_TABLEACCESS_DENIED_ERROR`.
-pub const ER_TABLEACCESS_DENIED_ERROR: u16 = 1142;
-/// `ER_SPECIFIC_ACCESS_DENIED_ERROR` (e.g. RELOAD missing for FTWRL).
-pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
 
 /// Attempts to open one dump connection.
 const CONNECT_ATTEMPTS: u32 = 3;
@@ -373,7 +368,7 @@ mod tests {
         assert!(e.message.contains("LOCK TABLES"));
         assert!(e.workaround.contains("--consistency none"));
         let other = mysql_async::Error::Server(mysql_async::ServerError {
-            code: 1205,
+            code: crate::db::errno::ER_LOCK_WAIT_TIMEOUT,
             message: "Lock wait timeout exceeded".into(),
             state: "HY000".into(),
         });

@@ -3,8 +3,10 @@
 //!
 //! # Steps
 //!
-//! 1. The directory: a finished dump (`metadata` with `Finished dump at`) is returned as is;
-//!    the files of an unfinished one (`metadata`, `*.sql`, `*.tmp`) are removed.
+//! 1. The directory: the files of an earlier dump (`metadata`, `*.sql`, `*.tmp`, the owner
+//!    file), finished or not, are removed, and the new dump's owner file ([`owner`]) is
+//!    written. Whether a finished dump may be loaded instead of dumping again is the caller's
+//!    decision ([`owner::check`]): only the run that made it may.
 //! 2. A control connection lists the schemas, base tables and views the block-allow-list
 //!    selects ([`catalog`]; system schemas never) and `threads` dump connections are opened
 //!    and configured (`utf8mb4`, `time_zone = '+00:00'`, `sql_mode = ''`, REPEATABLE READ).
@@ -36,6 +38,7 @@ pub mod catalog;
 pub mod chunk;
 pub mod consistency;
 pub mod metadata;
+pub mod owner;
 pub mod writer;
 
 use std::collections::VecDeque;
@@ -100,16 +103,18 @@ fn progress_text(rows: u64, estimate: u64) -> String {
     format!("{p:.2} %")
 }
 
-/// Dumps the upstream of `cfg` into `dir` and returns the finished `metadata`; see the
-/// module docs. `key` decrypts the upstream password; `status` is updated as chunks finish.
+/// Dumps the upstream of `cfg` into `dir` as the dump `owner` and returns the finished
+/// `metadata`; see the module docs. `key` decrypts the upstream password; `status` is updated
+/// as chunks finish.
 pub async fn run_dump(
     cfg: &SubTaskConfig,
     key: Option<&SecretKey>,
     dir: &Path,
+    owner: &owner::DumpOwner,
     status: Arc<Mutex<DumpStatus>>,
 ) -> Result<DumpMetadata, DmError> {
-    let span = info_span!("dump", task = %cfg.name, source = %cfg.source_id, unit = "dump");
-    dump(cfg, key, dir, status).instrument(span).await
+    let span = info_span!("dump", task = %cfg.name, source = %cfg.source_id, unit = "dump", dump_id = %owner.dump_id);
+    dump(cfg, key, dir, owner, status).instrument(span).await
 }
 
 fn lock(status: &Mutex<DumpStatus>) -> std::sync::MutexGuard<'_, DumpStatus> {
@@ -143,39 +148,36 @@ fn limits(cfg: &MydumperConfig) -> Result<Limits, DmError> {
     })
 }
 
-/// Creates `dir`; returns a finished dump found there, or removes an unfinished one.
-fn prepare_dir(dir: &Path) -> Result<Option<DumpMetadata>, DmError> {
+/// Creates `dir` and removes the files of any earlier dump there (finished or not).
+fn prepare_dir(dir: &Path) -> Result<(), DmError> {
     let fail = |what: &str, p: &Path, e: std::io::Error| {
         DmError::new(&codes::DUMP_WRITE_FILE, format!("{what} `{}`", p.display())).with_cause(e)
     };
     std::fs::create_dir_all(dir).map_err(|e| fail("creating", dir, e))?;
-    if dir.join("metadata").exists()
-        && let Ok(m) = DumpMetadata::read(dir)
-        && m.finished.is_some()
-    {
-        info!(dir = %dir.display(), location = %m.location, "dump already finished");
-        return Ok(Some(m));
-    }
     let mut removed = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| fail("reading", dir, e))? {
         let entry = entry.map_err(|e| fail("reading", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name == "metadata" || name.ends_with(".sql") || name.ends_with(".tmp");
+        let ours = name == "metadata"
+            || name == owner::OWNER_FILE
+            || name.ends_with(".sql")
+            || name.ends_with(".tmp");
         if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
             std::fs::remove_file(entry.path()).map_err(|e| fail("removing", &entry.path(), e))?;
             removed += 1;
         }
     }
     if removed > 0 {
-        info!(dir = %dir.display(), files = removed, "removed an unfinished dump");
+        info!(dir = %dir.display(), files = removed, "removed an earlier dump");
     }
-    Ok(None)
+    Ok(())
 }
 
 async fn dump(
     cfg: &SubTaskConfig,
     key: Option<&SecretKey>,
     dir: &Path,
+    owner: &owner::DumpOwner,
     status: Arc<Mutex<DumpStatus>>,
 ) -> Result<DumpMetadata, DmError> {
     let from = cfg.from.as_ref().ok_or_else(|| {
@@ -184,10 +186,8 @@ async fn dump(
             "the subtask has no upstream (`from`) to dump",
         )
     })?;
-    if let Some(done) = prepare_dir(dir)? {
-        lock(&status).progress = progress_text(1, 1);
-        return Ok(done);
-    }
+    prepare_dir(dir)?;
+    owner.write(dir)?;
     let limits = limits(&cfg.mydumper)?;
     let filter = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
     let started = now_text();
@@ -516,13 +516,18 @@ mod tests {
     }
 
     #[test]
-    fn dir_is_reset_unless_finished() {
+    fn dir_is_reset_finished_or_not() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("dump");
-        assert!(prepare_dir(&d).unwrap().is_none());
-        std::fs::write(d.join("a.t.000000000.sql"), "x").unwrap();
-        std::fs::write(d.join("a.t.000000001.sql.tmp"), "x").unwrap();
-        std::fs::write(d.join("keep.txt"), "x").unwrap();
+        prepare_dir(&d).unwrap();
+        let left = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
         let mut m = DumpMetadata {
             started: now_text(),
             location: crate::binlog::location::Location::at(
@@ -531,19 +536,18 @@ mod tests {
             after: None,
             finished: None,
         };
-        m.write(&d).unwrap();
-        assert!(prepare_dir(&d).unwrap().is_none());
-        let mut left: Vec<String> = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, vec!["keep.txt"]);
-        m.finished = Some(now_text());
-        m.write(&d).unwrap();
-        std::fs::write(d.join("a.t.000000000.sql"), "x").unwrap();
-        assert_eq!(prepare_dir(&d).unwrap(), Some(m));
-        assert!(d.join("a.t.000000000.sql").exists());
+        for finished in [None, Some(now_text())] {
+            std::fs::write(d.join("a.t.000000000.sql"), "x").unwrap();
+            std::fs::write(d.join("a.t.000000001.sql.tmp"), "x").unwrap();
+            std::fs::write(d.join("keep.txt"), "x").unwrap();
+            owner::DumpOwner::fresh("t", "s", "u".into())
+                .write(&d)
+                .unwrap();
+            m.finished = finished;
+            m.write(&d).unwrap();
+            prepare_dir(&d).unwrap();
+            assert_eq!(left(&d), vec!["keep.txt"]);
+        }
         assert_eq!(now_text().len(), 19);
     }
 }

@@ -154,7 +154,7 @@ async fn scan(dir: &Path) -> Result<DumpDir, DmError> {
         })?
 }
 
-fn checkpoint_of(cfg: &SubTaskConfig) -> LoaderCheckpoint {
+pub fn checkpoint_of(cfg: &SubTaskConfig) -> LoaderCheckpoint {
     LoaderCheckpoint::new(&cfg.meta_schema, &cfg.name, &cfg.source_id)
 }
 

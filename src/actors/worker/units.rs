@@ -5,9 +5,11 @@
 //! auto-resume; `dm-migrate` runs it once).
 //!
 //! Resume: every start decides from persisted state where to continue, so a killed process
-//! picks up where it was: a syncer checkpoint means the sync unit already took over; a dump
-//! directory whose `metadata` says finished is not dumped again; the loader skips files its
-//! checkpoint lists as loaded. The handover writes the syncer's first checkpoint from the
+//! picks up where it was: a syncer checkpoint means the sync unit already took over; a
+//! finished dump is not dumped again when it belongs to this run (its owner file names this
+//! task, source and upstream server, and the downstream records its dump-id: see
+//! [`crate::actors::dump::owner`]; after `--remove-meta` or an upstream change it is dumped
+//! again); the loader skips files its checkpoint lists as loaded. The handover writes the syncer's first checkpoint from the
 //! dump's `metadata` (position, and for consistency `none` the safe-mode exit point) with the
 //! dump's table schemas for the schema tracker, before the dump files are removed.
 //!
@@ -25,7 +27,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::actors::dump::{self, DumpStatus, metadata::DumpMetadata};
+use crate::actors::dump::owner::{self, DumpOwner, DumpRecord, Verdict};
+use crate::actors::dump::{self, DumpStatus};
 use crate::actors::load::files::DumpDir;
 use crate::actors::load::{self, LoadStatus};
 use crate::actors::syncer::{StopSyncer, SyncStatus, SyncerActor};
@@ -236,38 +239,73 @@ enum Step {
     Sync,
 }
 
+async fn connect_downstream(
+    cfg: &SubTaskConfig,
+    key: Option<&SecretKey>,
+) -> Result<mysql_async::Conn, DmError> {
+    mysql_async::Conn::new(cfg.to.to_opts(key))
+        .await
+        .map_err(|e| {
+            DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
+        })
+}
+
 async fn first_step(
     cfg: &SubTaskConfig,
     key: Option<&SecretKey>,
     dir: &Path,
 ) -> Result<Step, DmError> {
-    if cfg.task_mode.syncs() {
-        let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
-            .await
-            .map_err(|e| {
-                DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
-            })?;
+    let mode = cfg.task_mode;
+    let mut down = if mode.syncs() || (mode.dumps() && mode.loads()) {
+        Some(connect_downstream(cfg, key).await?)
+    } else {
+        None
+    };
+    if mode.syncs() {
+        let conn = down.as_mut().expect("connected for sync");
         let tables = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
-        tables.ensure(&mut conn).await?;
+        tables.ensure(conn).await?;
         if tables
-            .load(&mut conn, cfg.syncer.worker_count.max(1) as usize)
+            .load(conn, cfg.syncer.worker_count.max(1) as usize)
             .await?
             .is_some()
         {
             return Ok(Step::Sync);
         }
-        if !cfg.task_mode.loads() {
+        if !mode.loads() {
             return Ok(Step::Sync);
         }
     }
-    if cfg.task_mode.dumps() && !DumpMetadata::read(dir).is_ok_and(|m| m.finished.is_some()) {
-        return Ok(Step::Dump);
+    if mode.dumps() {
+        let record = if mode.loads() { down.as_mut() } else { None };
+        match owner::check(cfg, key, dir, record).await? {
+            Verdict::Reuse => {
+                info!(task = %cfg.name, source = %cfg.source_id, dir = %dir.display(), "finished dump of this run found; not dumping again");
+            }
+            Verdict::Redo(reason) => {
+                if let Some(reason) = reason {
+                    warn!(task = %cfg.name, source = %cfg.source_id, dir = %dir.display(), reason = %reason, "finished dump not reused; dumping again");
+                }
+                return Ok(Step::Dump);
+            }
+        }
     }
-    Ok(if cfg.task_mode.loads() {
-        Step::Load
-    } else {
-        Step::Sync
-    })
+    Ok(if mode.loads() { Step::Load } else { Step::Sync })
+}
+
+/// Starts a new dump's ownership: a fresh dump-id for the upstream as it answers now, recorded
+/// downstream (clearing the source's loader checkpoint) when the task loads.
+async fn own_new_dump(cfg: &SubTaskConfig, key: Option<&SecretKey>) -> Result<DumpOwner, DmError> {
+    let upstream = owner::upstream_identity_of(cfg, key).await?;
+    let owner = DumpOwner::fresh(&cfg.name, &cfg.source_id, upstream);
+    if cfg.task_mode.loads() {
+        let mut conn = connect_downstream(cfg, key).await?;
+        DumpRecord::of(cfg)
+            .record(&mut conn, &owner, &load::checkpoint_of(cfg))
+            .await?;
+    }
+    info!(task = %cfg.name, source = %cfg.source_id, dump_id = %owner.dump_id, upstream = %owner.upstream, "new dump");
+    Ok(owner)
 }
 
 /// Writes the syncer's first checkpoint from the dump: the snapshot's position, the exit point
@@ -300,11 +338,7 @@ async fn handover(cfg: &SubTaskConfig, key: Option<&SecretKey>, dir: &Path) -> R
             }
         }
     }
-    let mut conn = mysql_async::Conn::new(cfg.to.to_opts(key))
-        .await
-        .map_err(|e| {
-            DmError::new(&codes::DB_BAD_CONN, "cannot connect to the downstream").with_cause(e)
-        })?;
+    let mut conn = connect_downstream(cfg, key).await?;
     let cp = CheckpointTables::new(&cfg.meta_schema, &cfg.name, &cfg.source_id);
     cp.ensure(&mut conn).await?;
     let location = &dump.metadata.location;
@@ -317,6 +351,7 @@ async fn handover(cfg: &SubTaskConfig, key: Option<&SecretKey>, dir: &Path) -> R
     )
     .await?;
     load::clear_checkpoint(&mut conn, cfg).await?;
+    DumpRecord::of(cfg).delete(&mut conn).await?;
     info!(task = %cfg.name, source = %cfg.source_id, location = %location, tables = tables.len(), "load handed over to sync");
     Ok(())
 }
@@ -353,7 +388,8 @@ impl Actor for UnitsActor {
                     )
                     .with_cause(e)
                 })?;
-                dump::run_dump(&cfg, key.as_ref(), &dir, dump_status).await?;
+                let owner = own_new_dump(&cfg, key.as_ref()).await?;
+                dump::run_dump(&cfg, key.as_ref(), &dir, &owner, dump_status).await?;
                 step = if cfg.task_mode.loads() {
                     Step::Load
                 } else {

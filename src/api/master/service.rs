@@ -278,7 +278,7 @@ pub async fn start_task(
 fn meta_tables(task: &str, meta_schema: &str) -> Vec<String> {
     let cp = CheckpointTables::new(meta_schema, task, "");
     let load = LoaderCheckpoint::new(meta_schema, task, "");
-    let other = ["syncer_sharding_meta", "onlineddl"]
+    let other = ["syncer_sharding_meta", "onlineddl", "dump_meta"]
         .map(|suffix| crate::actors::load::checkpoint::meta_table_name(meta_schema, task, suffix));
     let mut t = vec![
         cp.checkpoint,

@@ -83,7 +83,8 @@ async fn dump(
 ) -> (Result<DumpMetadata, DmError>, DumpStatus, Duration) {
     let status = Arc::new(Mutex::new(DumpStatus::default()));
     let t0 = Instant::now();
-    let res = run_dump(cfg, None, dir, status.clone()).await;
+    let owner = dm::actors::dump::owner::DumpOwner::fresh(&cfg.name, &cfg.source_id, "test".into());
+    let res = run_dump(cfg, None, dir, &owner, status.clone()).await;
     let took = t0.elapsed();
     let s = status.lock().unwrap().clone();
     (res, s, took)
@@ -505,13 +506,16 @@ async fn none_records_the_after_location_and_reruns_are_idempotent() {
     );
     assert_eq!(data_files(&all, src.name(), "t").len(), 1);
 
-    // A finished dump is returned as is, without dumping again.
+    // A finished dump is not trusted by the dump unit: whether it may be reused is the
+    // caller's decision (`owner::check`); asked to dump, it dumps again from scratch.
     let data = dir.path().join(&data_files(&all, src.name(), "t")[0]);
     std::fs::remove_file(&data).unwrap();
     let (again, status, _) = dump(&cfg, dir.path()).await;
-    assert_eq!(again.expect("finished dump"), meta);
-    assert_eq!(status.finished_rows, 0);
-    assert!(!data.exists());
+    let again = again.expect("second dump");
+    assert!(again.finished.is_some());
+    assert!(again.location.position >= meta.location.position);
+    assert_eq!(status.finished_rows, 2);
+    assert!(data.exists(), "the data file is written again");
 }
 
 /// Replica server ids for this module's binlog readers.

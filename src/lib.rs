@@ -5,6 +5,8 @@
 //! - [`error`]: DM's error codes and the boundary error type [`error::DmError`].
 //! - [`binlog`]: GTID sets and binlog positions (no actix).
 //! - [`sql`]: SQL parsing and generation (no actix).
+//! - [`db`]: MySQL plumbing: server error numbers, error classification, connecting with
+//!   session settings, retries (no actix).
 //! - [`actors`]: the actor tree (master: Election, Scheduler; worker: KeepAlive, SourceWorker,
 //!   SubTask, units; the syncer pipeline).
 //! - [`messages`]: typed messages between actors.
@@ -20,6 +22,7 @@ pub mod api;
 pub mod binlog;
 pub mod config;
 pub mod ctl;
+pub mod db;
 pub mod error;
 pub mod messages;
 pub mod metrics;

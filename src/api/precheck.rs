@@ -7,7 +7,7 @@
 //! | item | when | state on problem |
 //! |---|---|---|
 //! | `source_exist` | always (not ignorable) | fail: the task names a source that was never created |
-//! | `upstream_connection` | unless `all` | fail: connect (5 s timeout) or a basic query failed |
+//! | `upstream_connection` | unless `all` | fail: connect (5 s timeout), the source's `from.session` settings, or a basic query failed |
 //! | `version` | always | warning: MySQL outside 5.6.0 ..< 8.5.0, MariaDB below 10.1.2 |
 //! | `dump_privilege` | task dumps | fail: `SELECT` on every selected table, `RELOAD` (consistency auto/flush) or `LOCK TABLES` (lock) |
 //! | `meta_position` | task does not dump, `meta.binlog-name` set | fail: the binlog file is not on the upstream or `binlog-pos` is past its end |
@@ -17,7 +17,7 @@
 //! | `binlog_row_image` | task syncs | fail: not FULL |
 //! | `replication_privilege` | task syncs | fail: `REPLICATION SLAVE` and `REPLICATION CLIENT` (MariaDB: `BINLOG MONITOR`) on `*.*` |
 //! | `table_schema` | always | warning: selected tables without a primary or unique key (safe-mode replay cannot be idempotent) |
-//! | `downstream_connection` | unless `all` | fail: the target cannot be reached |
+//! | `downstream_connection` | unless `all` | fail: the target cannot be reached, or refuses a `target-database.session` setting |
 //! | `target_privilege` | always | warning: the target account lacks CREATE/SELECT/INSERT/UPDATE/DELETE/ALTER/DROP/INDEX on `*.*` |
 //!
 //! An unknown source is reported as the failed item `source_exist`; [`CheckReport::into_result`]
@@ -352,6 +352,18 @@ async fn connect(opts: Opts) -> Result<Conn, String> {
     }
 }
 
+/// Runs a connection's `session` statements as the units will, so a setting the server
+/// refuses fails the precheck instead of every unit start.
+async fn try_session(conn: &mut Conn, session: &[String]) -> Result<(), String> {
+    for sql in session {
+        tokio::time::timeout(CONNECT_TIMEOUT, conn.query_drop(sql))
+            .await
+            .map_err(|_| format!("`{sql}` did not answer in time"))?
+            .map_err(|e| format!("`{sql}`: {e}"))?;
+    }
+    Ok(())
+}
+
 fn addr(db: &crate::config::db::DbConfig) -> String {
     format!("{}@{}:{}", db.user, db.host, db.port)
 }
@@ -375,6 +387,18 @@ async fn check_source(
             )];
         }
     };
+    if let Err(e) = try_session(&mut conn, &src.from.session_sql()).await {
+        let _ = conn.disconnect().await;
+        return vec![CheckItem::fail(
+            UPSTREAM_CONNECTION,
+            id,
+            format!(
+                "{} refused the source's `from.session`: {e}",
+                addr(&src.from)
+            ),
+            "Remove or correct the session variable in the source's `from.session` (variables of another server kind, e.g. TiDB's `tidb_*` on MySQL, do not exist).",
+        )];
+    }
     let items = match tokio::time::timeout(
         SERVER_CHECK_TIMEOUT,
         source_items(&mut conn, st, enabled),
@@ -1068,6 +1092,18 @@ async fn check_downstream(
             )];
         }
     };
+    if let Err(e) = try_session(&mut conn, &target.session_sql()).await {
+        let _ = conn.disconnect().await;
+        return vec![CheckItem::fail(
+            DOWNSTREAM_CONNECTION,
+            "",
+            format!(
+                "{} refused the task's `target-database.session`: {e}",
+                addr(target)
+            ),
+            "Remove or correct the session variable in `target-database.session` (variables of another server kind, e.g. TiDB's `tidb_*` on MySQL or MariaDB, do not exist).",
+        )];
+    }
     let mut items = vec![CheckItem::success(DOWNSTREAM_CONNECTION, "")];
     if enabled.on("target_privilege") {
         let grants = tokio::time::timeout(SERVER_CHECK_TIMEOUT, read_grants(&mut conn)).await;

@@ -250,6 +250,10 @@ pub struct SyncStatusView {
     pub total_rps: i64,
     #[serde(rename = "recentRps")]
     pub recent_rps: i64,
+    /// dm-rs: shard DROP TABLE / TRUNCATE TABLE / DROP DATABASE statements kept from their
+    /// merge target.
+    #[serde(rename = "skippedShardDDLs")]
+    pub skipped_shard_ddls: i64,
 }
 
 /// DM's `SubTaskStatus` (one task on one source). `stage` is `Running`, `Paused`,

@@ -160,6 +160,7 @@ pub fn subtask_view(st: &SubtaskStatus) -> SubTaskStatusView {
                 total_rows: s.total_rows as i64,
                 total_rps: s.total_tps as i64,
                 recent_rps: s.total_tps as i64,
+                skipped_shard_ddls: s.skipped_shard_ddls as i64,
             }),
             _ => None,
         },

@@ -19,11 +19,7 @@ use super::gtid::{GtidSet, MysqlGtidSet};
 use super::location::Position;
 use crate::error::{DmError, codes};
 
-/// The server reports a binlog position or GTID the replica asked for that it no longer has
-/// (or never had).
-pub const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
-/// MariaDB's answer to a second replica connection with the same server id.
-pub const ER_CONNECTION_ALREADY_EXISTS: u16 = 4052;
+pub use crate::db::errno::{ER_CONNECTION_ALREADY_EXISTS, ER_MASTER_FATAL_ERROR_READING_BINLOG};
 
 /// Upstream server family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,10 @@ pub struct SubTaskConfig {
     pub from: Option<DbConfig>,
     pub to: DbConfig,
     pub route_rules: Vec<RouteRule>,
+    /// dm-rs: positions in `route_rules` of the rules other sources of the task use too, so
+    /// that their targets merge tables of several sources.
+    #[serde(default)]
+    pub shared_route_rules: Vec<usize>,
     pub filter_rules: Vec<BinlogEventRule>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub block_allow_list: Option<BaList>,
@@ -124,6 +128,20 @@ impl TaskConfig {
                     from: None,
                     to: to.clone(),
                     route_rules: pick(&inst.route_rules, &self.routes),
+                    shared_route_rules: inst
+                        .route_rules
+                        .iter()
+                        .filter(|n| self.routes.contains_key(*n))
+                        .enumerate()
+                        .filter(|(_, n)| {
+                            self.mysql_instances
+                                .iter()
+                                .filter(|i| i.route_rules.contains(n))
+                                .count()
+                                > 1
+                        })
+                        .map(|(i, _)| i)
+                        .collect(),
                     filter_rules: pick(&inst.filter_rules, &self.filters),
                     block_allow_list: self.block_allow_list.get(&inst.block_allow_list).cloned(),
                     expression_filter: pick(&inst.expression_filters, &self.expression_filter),

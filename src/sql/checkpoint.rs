@@ -18,6 +18,7 @@ use mysql_async::{Conn, TxOpts};
 use super::quote_ident;
 use crate::binlog::gtid::GtidSet;
 use crate::binlog::location::{Location, Position};
+use crate::db::{self, Step, StepExt};
 use crate::error::{DmError, codes};
 
 /// Names of one subtask's checkpoint tables.
@@ -46,7 +47,7 @@ pub struct SavedCheckpoint {
 }
 
 fn exec_err(what: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(&codes::DB_EXECUTE_FAILED, format!("checkpoint: {what}")).with_cause(e)
+    db::error(&codes::DB_EXECUTE_FAILED, format!("checkpoint: {what}"), e)
 }
 
 impl CheckpointTables {
@@ -192,10 +193,27 @@ impl CheckpointTables {
         worker_count: usize,
         exit_safe: Option<&Location>,
     ) -> Result<(), DmError> {
+        // Every subtask of the task writes these tables: two sources flushing at once can
+        // deadlock on InnoDB's gap locks; the transaction is then simply run again.
+        db::retry_transient(&codes::DB_EXECUTE_FAILED, "checkpoint", async || {
+            self.save_once(conn, location, tables, worker_count, exit_safe)
+                .await
+        })
+        .await
+    }
+
+    async fn save_once(
+        &self,
+        conn: &mut Conn,
+        location: &Location,
+        tables: &[(String, String, String)],
+        worker_count: usize,
+        exit_safe: Option<&Location>,
+    ) -> Step<()> {
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .await
-            .map_err(|e| exec_err("begin", e))?;
+            .step("begin")?;
         let gtid = location
             .gtid
             .as_ref()
@@ -250,7 +268,7 @@ impl CheckpointTables {
         }
         tx.exec_batch(&upsert, params)
             .await
-            .map_err(|e| exec_err("writing the checkpoint", e))?;
+            .step("writing the checkpoint")?;
         // Tables dropped since the last flush have no row any more.
         let keep: Vec<String> = tables
             .iter()
@@ -265,7 +283,7 @@ impl CheckpointTables {
                 (&self.source_id,),
             )
             .await
-            .map_err(|e| exec_err("listing table points", e))?;
+            .step("listing table points")?;
         let stale: Vec<(String, String, String)> = existing
             .into_iter()
             .filter(|(s, t)| !keep.contains(&format!("{s}\u{0}{t}")))
@@ -280,14 +298,14 @@ impl CheckpointTables {
                 stale,
             )
             .await
-            .map_err(|e| exec_err("removing dropped tables' points", e))?;
+            .step("removing dropped tables' points")?;
         }
         tx.exec_drop(
             format!("DELETE FROM {} WHERE id = ?", self.workers),
             (&self.source_id,),
         )
         .await
-        .map_err(|e| exec_err("resetting worker progress", e))?;
+        .step("resetting worker progress")?;
         let markers: Vec<(String, u32, String, u32)> = (0..worker_count as u32)
             .map(|w| (self.source_id.clone(), w, pos.name.clone(), pos.pos))
             .collect();
@@ -296,8 +314,8 @@ impl CheckpointTables {
             markers,
         )
         .await
-        .map_err(|e| exec_err("resetting worker progress", e))?;
-        tx.commit().await.map_err(|e| exec_err("commit", e))
+        .step("resetting worker progress")?;
+        tx.commit().await.step("commit")
     }
 
     /// The statement a DML worker runs inside its batch transaction after `n` changes;

@@ -33,6 +33,8 @@ pub struct NamePattern {
     re: Regex,
     /// The pattern matches every name (`*` or empty table pattern).
     any: bool,
+    /// The pattern names one name (no wildcard, not a regex).
+    exact: bool,
 }
 
 impl NamePattern {
@@ -66,7 +68,13 @@ impl NamePattern {
         Ok(Self {
             re,
             any: pattern == "*",
+            exact: !pattern.starts_with('~') && !pattern.contains(['*', '?']),
         })
+    }
+
+    /// Whether the pattern names exactly one name (no wildcard, not a regex).
+    pub fn is_exact(&self) -> bool {
+        self.exact
     }
 
     /// Whether `name` matches.

@@ -5,6 +5,11 @@
 //! error, as in DM: the merge target would be ambiguous. Route rules may also name extra
 //! downstream columns filled from parts of the source id, schema or table name
 //! (`extract-source` / `extract-schema` / `extract-table`).
+//!
+//! A target is a **merge target** when more than one upstream table may land in it: the rule
+//! that routes it has a wildcard or regex in its schema or table pattern, or other sources of
+//! the task use the same rule, or the task declares `shard-mode`. A shard's `DROP TABLE`,
+//! `TRUNCATE TABLE` and `DROP DATABASE` must not reach a merge target ([`Router::merges`]).
 
 use regex::Regex;
 
@@ -20,6 +25,8 @@ struct Compiled {
     target_schema: String,
     target_table: String,
     extract: Vec<(Extract, Regex, String)>,
+    /// More than one upstream table may be routed by this rule to one target.
+    merges: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +40,8 @@ enum Extract {
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     rules: Vec<Compiled>,
+    /// The task declares `shard-mode`: every routed table is a shard.
+    shard_mode: bool,
 }
 
 /// Where a table goes and which extra columns it gets.
@@ -80,20 +89,27 @@ impl Router {
                     e.target_column.clone(),
                 ));
             }
+            let schema = NamePattern::new(&r.schema_pattern, case_sensitive)?;
+            let table = if r.table_pattern.is_empty() {
+                None
+            } else {
+                Some(NamePattern::new(&r.table_pattern, case_sensitive)?)
+            };
+            let merges = !schema.is_exact() || table.as_ref().is_some_and(|t| !t.is_exact());
             out.push(Compiled {
                 name: name.clone(),
-                schema: NamePattern::new(&r.schema_pattern, case_sensitive)?,
-                table: if r.table_pattern.is_empty() {
-                    None
-                } else {
-                    Some(NamePattern::new(&r.table_pattern, case_sensitive)?)
-                },
+                schema,
+                table,
                 target_schema: r.target_schema.clone(),
                 target_table: r.target_table.clone(),
                 extract,
+                merges,
             });
         }
-        Ok(Self { rules: out })
+        Ok(Self {
+            rules: out,
+            shard_mode: false,
+        })
     }
 
     /// The router of a subtask's `route-rules` (named by position for error messages).
@@ -104,17 +120,48 @@ impl Router {
             .enumerate()
             .map(|(i, r)| (format!("route-rules[{i}]"), r.clone()))
             .collect();
-        Self::new(&named, cfg.case_sensitive)
+        let mut router = Self::new(&named, cfg.case_sensitive)?;
+        router.shard_mode = !cfg.shard_mode.is_empty();
+        for &i in &cfg.shared_route_rules {
+            if let Some(r) = router.rules.get_mut(i) {
+                r.merges = true;
+            }
+        }
+        Ok(router)
     }
 
-    /// Routes `schema`.`table` (`table` is `None` for schema-level statements) of source
-    /// `source_id`. Unmatched names stay as they are.
-    pub fn route(
-        &self,
-        source_id: &str,
-        schema: &str,
-        table: Option<&str>,
-    ) -> Result<Routed, DmError> {
+    /// Whether `schema`.`table` (`table` None: the schema) is routed into a merge target (see
+    /// the module doc). For a schema, a table-level rule counts too when it merges into the
+    /// schema the statement would reach.
+    pub fn merges(&self, schema: &str, table: Option<&str>) -> Result<bool, DmError> {
+        if self.shard_mode {
+            return Ok(true);
+        }
+        let rule = self.rule_for(schema, table)?;
+        if rule.is_some_and(|r| r.merges) {
+            return Ok(true);
+        }
+        if table.is_none() {
+            let target = rule.map_or(schema, |r| {
+                if r.target_schema.is_empty() {
+                    schema
+                } else {
+                    r.target_schema.as_str()
+                }
+            });
+            return Ok(self.rules.iter().any(|r| {
+                r.table.is_some()
+                    && r.merges
+                    && r.schema.matches(schema)
+                    && (r.target_schema.is_empty() && target == schema || r.target_schema == target)
+            }));
+        }
+        Ok(false)
+    }
+
+    /// The rule that routes `schema`.`table`: a table-level rule before a schema-level one;
+    /// two of the same level are ambiguous.
+    fn rule_for(&self, schema: &str, table: Option<&str>) -> Result<Option<&Compiled>, DmError> {
         let level: Vec<&Compiled> = match table {
             Some(t) => {
                 let by_table: Vec<&Compiled> = self
@@ -139,26 +186,37 @@ impl Router {
                 .filter(|r| r.table.is_none() && r.schema.matches(schema))
                 .collect(),
         };
-        let rule = match level.as_slice() {
-            [] => {
-                return Ok(Routed {
-                    schema: schema.to_string(),
-                    table: table.map(String::from),
-                    extra_columns: Vec::new(),
-                });
-            }
-            [one] => *one,
+        match level.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
             many => {
                 let names: Vec<&str> = many.iter().map(|r| r.name.as_str()).collect();
-                return Err(DmError::new(
+                Err(DmError::new(
                     &codes::CONFIG_GEN_TABLE_ROUTER,
                     format!(
                         "`{schema}`.`{}` matches route rules {} of the same level",
                         table.unwrap_or(""),
                         names.join(", ")
                     ),
-                ));
+                ))
             }
+        }
+    }
+
+    /// Routes `schema`.`table` (`table` is `None` for schema-level statements) of source
+    /// `source_id`. Unmatched names stay as they are.
+    pub fn route(
+        &self,
+        source_id: &str,
+        schema: &str,
+        table: Option<&str>,
+    ) -> Result<Routed, DmError> {
+        let Some(rule) = self.rule_for(schema, table)? else {
+            return Ok(Routed {
+                schema: schema.to_string(),
+                table: table.map(String::from),
+                extra_columns: Vec::new(),
+            });
         };
         let target_table = match (table, rule.table.is_some() && !rule.target_table.is_empty()) {
             (Some(_), true) => Some(rule.target_table.clone()),
@@ -268,6 +326,49 @@ mod tests {
             (untouched.schema.as_str(), untouched.table.as_deref()),
             ("other", Some("t"))
         );
+    }
+
+    #[test]
+    fn merge_targets_are_wildcard_shared_or_shard_mode_routes() {
+        let exact = |schema: &str, table: &str, ts: &str, tt: &str| RouteRule {
+            schema_pattern: schema.into(),
+            table_pattern: table.into(),
+            target_schema: ts.into(),
+            target_table: tt.into(),
+            ..Default::default()
+        };
+        let r = Router::new(&rules(), false).unwrap();
+        // Wildcard table rule: shards of orders_* merge.
+        assert!(r.merges("shop_2", Some("orders_07")).unwrap());
+        // Wildcard schema rule: same-named tables of shop_* merge, and the schema itself.
+        assert!(r.merges("shop_2", Some("items")).unwrap());
+        assert!(r.merges("shop_2", None).unwrap());
+        assert!(!r.merges("other", Some("t")).unwrap());
+        assert!(!r.merges("other", None).unwrap());
+        // An exact rename merges nothing, unless other sources share the rule.
+        let rs = vec![("x".to_string(), exact("db1", "t1", "db2", "t2"))];
+        let r = Router::new(&rs, false).unwrap();
+        assert!(!r.merges("db1", Some("t1")).unwrap());
+        let mut shared = r.clone();
+        shared.rules[0].merges = true;
+        assert!(shared.merges("db1", Some("t1")).unwrap());
+        // A table rule merging into the schema a DROP DATABASE reaches.
+        let rs = vec![("x".to_string(), exact("db1", "t*", "db1", "t"))];
+        let r = Router::new(&rs, false).unwrap();
+        assert!(r.merges("db1", None).unwrap());
+        let rs = vec![("x".to_string(), exact("db1", "t*", "merged", "t"))];
+        assert!(
+            !Router::new(&rs, false)
+                .unwrap()
+                .merges("db1", None)
+                .unwrap()
+        );
+        // shard-mode: every table is a shard.
+        let sm = Router {
+            shard_mode: true,
+            ..Default::default()
+        };
+        assert!(sm.merges("a", Some("b")).unwrap());
     }
 
     #[test]

@@ -10,13 +10,9 @@ use std::collections::HashMap;
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 
+use crate::db::errno::{ER_BAD_DB_ERROR, ER_NO_SUCH_TABLE};
 use crate::error::{DmError, codes};
 use crate::sql::{quote_ident, quote_string};
-
-/// `ER_NO_SUCH_TABLE`.
-const ER_NO_SUCH_TABLE: u16 = 1146;
-/// `ER_BAD_DB_ERROR`.
-const ER_BAD_DB: u16 = 1049;
 
 /// What the checkpoint says of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +38,16 @@ pub struct LoaderCheckpoint {
 }
 
 fn exec_err(what: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(
+    crate::db::error(
         &codes::DB_EXECUTE_FAILED,
         format!("loader checkpoint: {what}"),
+        e,
     )
-    .with_cause(e)
 }
 
 /// Whether `e` says the checkpoint table (or its schema) does not exist.
 pub fn is_missing_table(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == ER_NO_SUCH_TABLE || s.code == ER_BAD_DB)
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_NO_SUCH_TABLE || s.code == ER_BAD_DB_ERROR)
 }
 
 /// `` `meta`.`<task>_<suffix>` ``: one of the load unit's tables in the meta schema.

@@ -46,9 +46,6 @@ use crate::actors::syncer::dml_worker::is_connection_error;
 use crate::error::{DmError, codes};
 use crate::sql::quote_ident;
 
-/// `ER_DUP_KEYNAME`: another session added the index since its name was read.
-const ER_DUP_KEYNAME: u16 = 1061;
-
 /// How many times an ALTER that lost a race on an index name is planned again.
 const DUP_NAME_RETRIES: usize = 3;
 
@@ -551,11 +548,11 @@ pub struct IndexMeta {
 }
 
 fn meta_err(what: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(
+    crate::db::error(
         &codes::DB_EXECUTE_FAILED,
         format!("deferred-index table: {what}"),
+        e,
     )
-    .with_cause(e)
 }
 
 impl IndexMeta {
@@ -933,7 +930,8 @@ async fn add_missing(
             Err(e) if is_connection_error(&e) => return Err(e),
             // Another source's load added one of them meanwhile: read the names again.
             Err(mysql_async::Error::Server(s))
-                if s.code == ER_DUP_KEYNAME && attempt < DUP_NAME_RETRIES =>
+                // ER_DUP_KEYNAME: another session added the index since its name was read.
+                if s.code == crate::db::errno::ER_DUP_KEYNAME && attempt < DUP_NAME_RETRIES =>
             {
                 attempt += 1;
             }

@@ -31,12 +31,9 @@ use super::files::DataFile;
 use super::insert::{InsertPlan, LoadScratch, OnDuplicate, REQUEST_BYTES, Request, RequestWriter};
 use super::split::{Splitter, StatementKind, classify};
 use crate::actors::Backoff;
-use crate::actors::syncer::dml_worker::{RETRY_WINDOW, is_connection_error};
+use crate::db::errno::{ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT};
+use crate::db::{self, RETRY_WINDOW, is_connection_error};
 use crate::error::{DmError, codes};
-
-const ER_DUP_ENTRY: u16 = 1062;
-const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
-const ER_LOCK_DEADLOCK: u16 = 1213;
 
 fn backoff() -> Backoff {
     Backoff::new(
@@ -136,11 +133,11 @@ impl Downstream {
                     retry.wait(&e, what).await?;
                 }
                 Err(e) => {
-                    return Err(DmError::new(
+                    return Err(db::error(
                         &codes::LOAD_EXECUTE_FAILED,
                         format!("{what} failed on the target"),
-                    )
-                    .with_cause(e));
+                        e,
+                    ));
                 }
             }
         }
@@ -320,13 +317,11 @@ fn classify_error(e: mysql_async::Error, job: &Job, mode: OnDuplicate) -> Failur
                 .with_cause(e),
             )
         }
-        _ => Failure::Fatal(
-            DmError::new(
-                &codes::LOAD_EXECUTE_FAILED,
-                format!("loading `{}` into {} failed", job.file.name, job.target),
-            )
-            .with_cause(e),
-        ),
+        _ => Failure::Fatal(db::error(
+            &codes::LOAD_EXECUTE_FAILED,
+            format!("loading `{}` into {} failed", job.file.name, job.target),
+            e,
+        )),
     }
 }
 
@@ -352,11 +347,11 @@ async fn load_with_retry(
                     continue;
                 }
                 Err(e) => {
-                    return Err(DmError::new(
+                    return Err(db::error(
                         &codes::LOAD_EXECUTE_FAILED,
                         format!("{what}: cannot open a target session"),
-                    )
-                    .with_cause(e));
+                        e,
+                    ));
                 }
             },
         };

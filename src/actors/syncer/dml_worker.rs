@@ -25,23 +25,16 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::causality::ConflictKeys;
+use crate::db::{self, Fault};
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{DrainWorker, ExecuteBatch};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::dml::{BatchPlanner, RowChange, TargetTable, compact};
 
-/// How long connection failures are retried before the worker gives up.
-pub const RETRY_WINDOW: Duration = Duration::from_secs(300);
+pub use crate::db::{RETRY_WINDOW, is_connection_error};
 
 /// The largest batch text buffer a worker keeps for the next batch.
 const MAX_KEPT_TEXT: usize = 1 << 20;
-
-const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
-const ER_LOCK_DEADLOCK: u16 = 1213;
-const ER_SERVER_SHUTDOWN: u16 = 1053;
-const ER_CON_COUNT_ERROR: u16 = 1040;
-const ER_CONNECTION_KILLED: u16 = 1927;
-const ER_QUERY_INTERRUPTED: u16 = 1317;
 
 /// What every worker of a subtask shares. (No `Debug`: the options hold the password.)
 pub struct WorkerSettings {
@@ -300,35 +293,6 @@ impl Handler<Halt> for DmlWorkerActor {
     }
 }
 
-/// How a failed statement is handled.
-enum Failure {
-    /// The connection is unusable; reconnect and find out whether the commit happened.
-    Connection,
-    /// The transaction was rolled back (deadlock) or must be; run it again.
-    Retry,
-    /// Retrying cannot help.
-    Fatal,
-}
-
-/// True when `e` means the connection (or the server behind it) is gone, so reconnecting and
-/// retrying may succeed.
-pub fn is_connection_error(e: &mysql_async::Error) -> bool {
-    matches!(classify(e), Failure::Connection)
-}
-
-fn classify(e: &mysql_async::Error) -> Failure {
-    match e {
-        mysql_async::Error::Server(s) => match s.code {
-            ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT => Failure::Retry,
-            ER_SERVER_SHUTDOWN | ER_CON_COUNT_ERROR | ER_CONNECTION_KILLED
-            | ER_QUERY_INTERRUPTED => Failure::Connection,
-            _ => Failure::Fatal,
-        },
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => Failure::Connection,
-        _ => Failure::Fatal,
-    }
-}
-
 async fn connect(settings: &WorkerSettings) -> Result<Conn, mysql_async::Error> {
     let mut conn = Conn::new(settings.opts.clone()).await?;
     for s in &settings.session {
@@ -421,6 +385,14 @@ async fn execute(
             Some(c) => c,
             None => match connect(settings).await {
                 Ok(c) => conn.insert(c),
+                Err(e) if db::classify(&e) == Fault::Permanent => {
+                    let err = db::error(
+                        &codes::DB_BAD_CONN,
+                        "the downstream refused the connection or its session settings",
+                        e,
+                    );
+                    return (None, Err(err));
+                }
                 Err(e) => {
                     if started.elapsed() > RETRY_WINDOW {
                         return (
@@ -461,12 +433,12 @@ async fn execute(
         session = Some(c.id());
         match c.query_drop(text).await {
             Ok(()) => return (conn, Ok(())),
-            Err(e) => match classify(&e) {
-                Failure::Retry => {
+            Err(e) => match db::classify(&e) {
+                Fault::Transient => {
                     let _ = c.query_drop("ROLLBACK").await;
                     warn!(task = %settings.task, worker = index, error = %e, "batch rolled back; retrying");
                 }
-                Failure::Connection => {
+                Fault::ConnectionLost => {
                     warn!(task = %settings.task, worker = index, error = %e, "downstream connection lost; reconnecting");
                     conn = None;
                     verify = true;
@@ -483,16 +455,16 @@ async fn execute(
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
-                Failure::Fatal => {
+                Fault::Permanent | Fault::Other => {
                     let _ = c.query_drop("ROLLBACK").await;
-                    let err = DmError::new(
+                    let err = db::error(
                         &codes::DB_EXECUTE_FAILED,
                         format!(
                             "applying a batch of {} changes (first on {}) failed",
                             batch.len, batch.first_table.quoted
                         ),
-                    )
-                    .with_cause(e);
+                        e,
+                    );
                     let resumable = false;
                     return (conn, Err(DmError { resumable, ..err }));
                 }

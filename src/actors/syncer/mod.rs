@@ -65,6 +65,9 @@ pub struct SyncStatus {
     /// definition; 0 when nothing is in flight).
     pub seconds_behind_master: u64,
     pub safe_mode: bool,
+    /// Shard `DROP TABLE` / `TRUNCATE TABLE` / `DROP DATABASE` statements not applied because
+    /// their target merges several upstream tables.
+    pub skipped_shard_ddls: u64,
     /// Where the lag is read from: each DML worker's and the DDL slot's oldest in-flight
     /// event time.
     #[serde(skip)]

@@ -28,10 +28,11 @@ use crate::binlog::stream::{Flavor, StartPoint, detect_flavor, master_status};
 use crate::binlog::value::{ColumnInfo, Value};
 use crate::config::rules::ExpressionFilter;
 use crate::config::{SecretKey, SubTaskConfig};
+use crate::db::{self, errno};
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{DrainWorker, ExecuteBatch, SaveCheckpoint};
 use crate::sql::checkpoint::CheckpointTables;
-use crate::sql::ddl::{self, DdlPiece, StatementKind};
+use crate::sql::ddl::{self, DdlKind, DdlPiece, StatementKind};
 use crate::sql::dml::{ChangeKeys, DmlKind, RowChange, TargetTable};
 use crate::sql::expr::RowExpr;
 use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
@@ -44,11 +45,6 @@ const DISPATCH_ROWS: usize = 4096;
 const WORKERS_PER_BUCKET: usize = 8;
 /// How often the upstream's own position is read for status.
 const MASTER_STATUS_EVERY: Duration = Duration::from_secs(5);
-
-/// Server errors a replayed DDL may hit and that mean "already done".
-const IDEMPOTENT_DDL_ERRORS: &[u16] = &[1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091, 1176];
-/// `ER_NO_SUCH_TABLE`, idempotent for DROP/TRUNCATE/RENAME replays.
-const ER_NO_SUCH_TABLE: u16 = 1146;
 
 /// One TABLE_MAP's worth of preparation.
 struct TableEntry {
@@ -164,6 +160,8 @@ pub struct Run {
     exit_safe: Option<Location>,
     total_events: u64,
     total_rows: u64,
+    /// Shard DROP TABLE / TRUNCATE / DROP DATABASE kept from merge targets.
+    skipped_shard_ddls: u64,
     last_master_status: Instant,
 }
 
@@ -186,7 +184,7 @@ impl Drop for Run {
 }
 
 fn db_err(what: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(&codes::DB_QUERY_FAILED, what.to_string()).with_cause(e)
+    db::error(&codes::DB_QUERY_FAILED, what, e)
 }
 
 /// Statements every downstream connection starts with: UTC for TIMESTAMP literals, a
@@ -204,15 +202,7 @@ pub fn downstream_session(cfg: &SubTaskConfig) -> Vec<String> {
 }
 
 async fn connect(opts: Opts, session: &[String], what: &str) -> Result<Conn, DmError> {
-    let mut conn = Conn::new(opts).await.map_err(|e| {
-        DmError::new(&codes::DB_BAD_CONN, format!("cannot connect to the {what}")).with_cause(e)
-    })?;
-    for s in session {
-        conn.query_drop(s)
-            .await
-            .map_err(|e| db_err(&format!("setting up the {what} session"), e))?;
-    }
-    Ok(conn)
+    db::connect(opts, session, what).await
 }
 
 /// Checks the upstream logs full row images.
@@ -454,6 +444,7 @@ impl Run {
             started: Instant::now(),
             exit_safe,
             total_events: 0,
+            skipped_shard_ddls: 0,
             total_rows: 0,
             last_master_status: Instant::now() - MASTER_STATUS_EVERY,
         };
@@ -934,6 +925,22 @@ impl Run {
             }
             FilterAction::Do => {}
         }
+        // A shard must not drop or empty the table (or database) every shard merges into.
+        // Until shard DDL coordination lands, such statements stop here: the tracker has
+        // followed the shard, the merge target keeps the other shards' rows.
+        if matches!(
+            piece.kind,
+            DdlKind::DropTable | DdlKind::TruncateTable | DdlKind::DropDatabase
+        ) && self.router.merges(&piece.schema, table)?
+        {
+            self.skipped_shard_ddls += 1;
+            let shard = match table {
+                Some(t) => format!("`{}`.`{t}`", piece.schema),
+                None => format!("`{}`", piece.schema),
+            };
+            warn!(task = %self.cfg.name, source = %self.cfg.source_id, shard = %shard, ddl = %truncate(&piece.sql), skipped = self.skipped_shard_ddls, "shard DDL not applied to its merge target");
+            return tracked;
+        }
         let router = &self.router;
         let source = self.cfg.source_id.clone();
         let mut route_err = None;
@@ -962,17 +969,17 @@ impl Run {
                 info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(&routed.sql), "DDL applied")
             }
             Err(mysql_async::Error::Server(s))
-                if IDEMPOTENT_DDL_ERRORS.contains(&s.code)
-                    || (s.code == ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
+                if errno::IDEMPOTENT_DDL.contains(&s.code)
+                    || (s.code == errno::ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
             {
                 info!(task = %self.cfg.name, ddl = %truncate(&routed.sql), code = s.code, "DDL already applied downstream");
             }
             Err(e) => {
-                return Err(DmError::new(
+                return Err(db::error(
                     &codes::SYNCER_UNIT_HANDLE_DDL_FAILED,
                     format!("executing `{}` downstream", truncate(&routed.sql)),
-                )
-                .with_cause(e));
+                    e,
+                ));
             }
         }
         tracked.or_else(|e| {
@@ -1027,6 +1034,7 @@ impl Run {
         let status = self.status.clone();
         let mut s = status.lock().expect("status lock");
         s.total_events = self.total_events;
+        s.skipped_shard_ddls = self.skipped_shard_ddls;
         s.total_rows = self.total_rows;
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         s.total_tps = self.total_rows as f64 / secs;

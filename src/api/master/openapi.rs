@@ -274,15 +274,28 @@ pub fn task_config_of(subtasks: &[&SubTaskConfig]) -> TaskConfig {
         let names = |kind: &str, n: usize| -> Vec<String> {
             (0..n).map(|i| format!("{src}-{kind}-{i}")).collect()
         };
-        let route_rules = names("route-rule", st.route_rules.len());
+        // A route rule several sources share keeps one name, so the rebuilt task expands to
+        // the same subtasks (which record the rules other sources use too).
+        let route_rules: Vec<String> = st
+            .route_rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let shared = st.shared_route_rules.contains(&i);
+                let existing = cfg
+                    .routes
+                    .iter()
+                    .find(|(_, r)| shared && *r == rule)
+                    .map(|(n, _)| n.clone());
+                existing.unwrap_or_else(|| {
+                    let n = format!("{src}-route-rule-{i}");
+                    cfg.routes.insert(n.clone(), rule.clone());
+                    n
+                })
+            })
+            .collect();
         let filter_rules = names("filter-rule", st.filter_rules.len());
         let expr_rules = names("expr-filter", st.expression_filter.len());
-        cfg.routes.extend(
-            route_rules
-                .iter()
-                .cloned()
-                .zip(st.route_rules.iter().cloned()),
-        );
         cfg.filters.extend(
             filter_rules
                 .iter()

@@ -8,11 +8,11 @@ use super::{ColumnDef, TableSchema};
 use crate::error::{DmError, codes};
 
 fn db_err(what: &str, schema: &str, table: &str, e: mysql_async::Error) -> DmError {
-    DmError::new(
+    crate::db::error(
         &codes::DB_QUERY_FAILED,
         format!("reading {what} of `{schema}`.`{table}`"),
+        e,
     )
-    .with_cause(e)
 }
 
 type ColumnRow = (

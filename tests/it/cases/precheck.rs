@@ -312,3 +312,40 @@ async fn a_table_without_a_key_is_a_warning_and_unreachable_servers_fail() {
         CheckState::Success
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_settings_the_servers_refuse_fail_the_connection_items() {
+    let db = keyed_db("pc_session").await;
+    let up = source("up1", shared_upstream(), "root");
+    let mut t = task("all", "up1", db.name(), "");
+    t.target_database.as_mut().unwrap().session.insert(
+        "tidb_disable_txn_auto_retry".into(),
+        dm::config::db::SessionValue::Bool(false),
+    );
+    let report = check_task(&t, &sources(vec![up.clone()]), None).await;
+    assert!(!report.passed);
+    let i = item(&report, "downstream_connection").expect("downstream_connection");
+    assert_eq!(i.state, CheckState::Fail);
+    assert!(
+        i.message.contains("tidb_disable_txn_auto_retry"),
+        "{}",
+        i.message
+    );
+    assert!(
+        i.message.contains("target-database.session"),
+        "{}",
+        i.message
+    );
+
+    // The same for the upstream's `from.session`.
+    let mut up = up;
+    up.from.session.insert(
+        "no_such_variable_here".into(),
+        dm::config::db::SessionValue::Int(1),
+    );
+    let t = task("all", "up1", db.name(), "");
+    let report = check_task(&t, &sources(vec![up]), None).await;
+    let i = item(&report, "upstream_connection").expect("upstream_connection");
+    assert_eq!(i.state, CheckState::Fail, "{}", report.to_json());
+    assert!(i.message.contains("no_such_variable_here"), "{}", i.message);
+}

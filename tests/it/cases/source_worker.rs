@@ -564,3 +564,33 @@ async fn full_mode_subtask_finishes() {
     );
     assert!(log.contains("subtask finished"), "{log}");
 }
+
+#[tokio::test]
+async fn session_variable_the_target_lacks_is_not_auto_resumed() {
+    let w = Worker::start("w-session", 10).await;
+    let s = new_sync("sw_session", shared_downstream()).await;
+    let (source, mut sub) = configs(&s);
+    // A TiDB-only variable against MariaDB: every connection fails with 1193, for good.
+    sub.to.session.insert(
+        "tidb_disable_txn_auto_retry".into(),
+        dm::config::db::SessionValue::Bool(false),
+    );
+    w.bind(&source).await;
+    w.start_task(&sub).await;
+    let st = w.wait_stage("Paused").await;
+    let err = &st["result"]["errors"][0];
+    let text = err.to_string();
+    assert!(text.contains("tidb_disable_txn_auto_retry"), "{st}");
+    assert!(text.contains("1193"), "{st}");
+    assert!(text.contains("retrying cannot fix"), "{st}");
+    // It stays paused: no auto-resume is scheduled, however long one waits.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let st = w.subtask().await.expect("subtask status");
+        assert_eq!(st["stage"], "Paused", "{st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = w.log();
+    assert!(log.contains("not resumable"), "{log}");
+    assert!(!log.contains("auto-resume scheduled"), "{log}");
+}

@@ -935,3 +935,85 @@ where
     })
     .await
 }
+
+// ---- query-status helpers -------------------------------------------------------------
+
+/// The subtask statuses of `task` in a query-status answer.
+pub fn subtasks(json: &Value) -> Vec<Value> {
+    json["sources"]
+        .as_array()
+        .map(|sources| {
+            sources
+                .iter()
+                .filter_map(|s| s["subTaskStatus"].as_array())
+                .flatten()
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a query-status answer has subtasks, all in `stage` and `unit`, with binlog positions
+/// when in Sync.
+pub fn all_in(json: &Value, stage: &str, unit: &str) -> bool {
+    let subs = subtasks(json);
+    json["result"] == true
+        && !subs.is_empty()
+        && subs.iter().all(|s| {
+            s["stage"] == stage
+                && s["unit"] == unit
+                && (unit != "Sync"
+                    || (s["sync"]["masterBinlog"]
+                        .as_str()
+                        .is_some_and(|b| !b.is_empty())
+                        && s["sync"]["syncerBinlog"]
+                            .as_str()
+                            .is_some_and(|b| !b.is_empty())))
+        })
+}
+
+pub async fn task_is(cluster: &Cluster, task: &str, stage: &str, unit: &str) -> bool {
+    all_in(
+        &cluster.dmctl(&["query-status", task]).await.json,
+        stage,
+        unit,
+    )
+}
+
+pub async fn wait_task(cluster: &Cluster, task: &str, stage: &str, unit: &str, timeout: Duration) {
+    let what = format!("task {task} {stage} in unit {unit}");
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = cluster.dmctl(&["query-status", task]).await;
+        if all_in(&out.json, stage, unit) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}:\n{out}"
+        );
+        tokio::time::sleep(CTL_POLL).await;
+    }
+}
+
+pub fn assert_ok(out: &CtlOut, what: &str) {
+    assert!(out.ok() && out.code == 0, "{what}: {out}");
+}
+
+/// `COUNT(*)` of `db.table` on the downstream (0 when the table does not exist yet).
+pub async fn down_count(db: &str, table: &str) -> u64 {
+    let rows = shared_downstream()
+        .query_rows(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name = '{table}'"
+        ))
+        .await;
+    if rows.first().and_then(|r| r.get::<u64, _>(0)).unwrap_or(0) == 0 {
+        return 0;
+    }
+    shared_downstream()
+        .query_rows(&format!("SELECT COUNT(*) FROM `{db}`.`{table}`"))
+        .await
+        .first()
+        .and_then(|r| r.get(0))
+        .unwrap_or(0)
+}

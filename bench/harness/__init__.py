@@ -1,0 +1,1 @@
+"""The dm-rs benchmark harness behind bench/run.py (see bench/README.md, "Layout")."""

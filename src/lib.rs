@@ -9,6 +9,8 @@
 //!   session settings, retries (no actix).
 //! - [`actors`]: the actor tree (master: Election, Scheduler; worker: KeepAlive, SourceWorker,
 //!   SubTask, units; the syncer pipeline).
+//! - [`checker`]: DM's precheck (connections, privileges, binlog settings, schemas).
+//! - [`units`]: the dump and load units (plain async code the subtask drives).
 //! - [`messages`]: typed messages between actors.
 //! - [`store`]: etcd (DM's keys, typed cluster state, the etcd member child).
 //! - [`api`]: the HTTP servers of dm-master (gateway, OpenAPI, leader proxy) and dm-worker.
@@ -19,7 +21,9 @@
 
 pub mod actors;
 pub mod api;
+pub mod backoff;
 pub mod binlog;
+pub mod checker;
 pub mod config;
 pub mod ctl;
 pub mod db;
@@ -30,3 +34,4 @@ pub mod sql;
 pub mod standalone;
 pub mod store;
 pub mod telemetry;
+pub mod units;

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::info;
 
 use crate::config::{SecretKey, SourceConfig, SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
+use crate::messages::syncer::SyncerExited;
+use crate::messages::worker::UnitsExited;
 
 /// Prints a failure's full report on stderr and maps it to the exit status (2 for bad
 /// configuration or usage, 1 otherwise).
@@ -109,4 +112,45 @@ where
     info!("stopping");
     stop().await;
     done.await.unwrap_or(Ok(()))
+}
+
+/// The parent of a unit run without a cluster: turns the unit's exit message into the
+/// result [`supervise`] waits for. (The binaries are not actors; this is where messages end.)
+pub struct ExitWatch {
+    done: Option<oneshot::Sender<Result<(), DmError>>>,
+}
+
+impl ExitWatch {
+    /// The watcher and the receiver of the unit's result.
+    pub fn new() -> (Self, oneshot::Receiver<Result<(), DmError>>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { done: Some(tx) }, rx)
+    }
+
+    fn done(&mut self, result: Result<(), DmError>, ctx: &mut Context<Self>) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(result);
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for ExitWatch {
+    type Context = Context<Self>;
+}
+
+impl Handler<UnitsExited> for ExitWatch {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnitsExited, ctx: &mut Context<Self>) {
+        self.done(msg.result, ctx);
+    }
+}
+
+impl Handler<SyncerExited> for ExitWatch {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncerExited, ctx: &mut Context<Self>) {
+        self.done(msg.result, ctx);
+    }
 }

@@ -4,9 +4,7 @@
 pub mod master;
 pub mod mux;
 pub mod openapi;
-pub mod precheck;
 pub mod ratelimit;
-pub mod wire;
 pub mod worker;
 
 use actix_web::{HttpResponse, web};

@@ -1,5 +1,5 @@
 //! dm-worker's HTTP routes: `/status`, `/metrics`, and the internal API the master calls:
-//! GET `/internal/v1/status?task=<name>` → [`wire::WorkerStatusResponse`] (DM's
+//! GET `/internal/v1/status?task=<name>` → [`rpc::WorkerStatusResponse`] (DM's
 //! `QueryStatusResponse` of the bound source; `result: false` with the DM-style error text in
 //! `msg` when the worker holds no lease or is not bound).
 
@@ -12,16 +12,16 @@ use serde::Serialize;
 
 use crate::actors::worker::master_probe::MasterProbeActor;
 use crate::actors::worker::server::WorkerActor;
-use crate::actors::worker::units::{SubtaskStatus, Unit};
-use crate::api::wire::{
+use crate::error::{DmError, codes};
+use crate::messages::rpc::{
     self, DumpStatusView, LoadStatusView, ProcessError, ProcessResult, SourceStatusView,
     SubTaskStatusView, SyncStatusView,
 };
-use crate::error::{DmError, codes};
 use crate::messages::worker::{
     MasterReachability, QueryMasters, QueryWorkerInfo, QueryWorkerStatus, SourceStatusReport,
     WorkerInfo,
 };
+use crate::messages::worker::{SubtaskStatus, Unit};
 
 /// Shared state of the worker's handlers.
 pub struct WorkerState {
@@ -77,11 +77,11 @@ pub fn status_response(
     worker: &str,
     task: Option<&str>,
     answer: Result<SourceStatusReport, DmError>,
-) -> wire::WorkerStatusResponse {
+) -> rpc::WorkerStatusResponse {
     match answer {
-        Err(e) => wire::WorkerStatusResponse {
+        Err(e) => rpc::WorkerStatusResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
             source_status: SourceStatusView {
                 worker: worker.to_string(),
                 ..Default::default()
@@ -94,7 +94,7 @@ pub fn status_response(
                 (true, Some(t)) => format!("no sub task with name `{t}` has started"),
                 (true, None) => "no sub task started".to_string(),
             };
-            wire::WorkerStatusResponse {
+            rpc::WorkerStatusResponse {
                 result: true,
                 msg,
                 source_status: SourceStatusView {
@@ -177,7 +177,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::syncer::SyncStatus;
+    use crate::messages::syncer::SyncStatus;
 
     #[test]
     fn sync_status_maps_to_dm_names() {

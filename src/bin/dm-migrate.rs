@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use actix::prelude::*;
 use clap::Parser;
-use dm::actors::worker::units::{QuerySubtaskStatus, StopSubtask, UnitsActor};
+use dm::actors::worker::units::UnitsActor;
 use dm::error::DmError;
-use dm::standalone::{StandaloneArgs, exit, supervise};
-use tokio::sync::oneshot;
+use dm::messages::worker::{QuerySubtaskStatus, StopSubtask};
+use dm::standalone::{ExitWatch, StandaloneArgs, exit, supervise};
 
 /// Run one source's share of a task (dump, load, sync as task-mode says), standalone.
 #[derive(Debug, Parser)]
@@ -29,8 +29,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), DmError> {
     let (sub, key) = args.common.prepare()?;
     actix::System::new().block_on(async move {
-        let (tx, rx) = oneshot::channel();
-        let subtask = UnitsActor::new(sub, key, tx).start();
+        let (watch, rx) = ExitWatch::new();
+        let subtask = UnitsActor::new(sub, key, watch.start().recipient(), 1).start();
         let query = subtask.clone();
         supervise(
             rx,

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use actix::prelude::*;
 use clap::Parser;
-use dm::actors::syncer::{StopSyncer, SyncerActor};
+use dm::actors::syncer::SyncerActor;
 use dm::error::{DmError, codes};
-use dm::standalone::{StandaloneArgs, exit, supervise};
-use tokio::sync::oneshot;
+use dm::messages::syncer::StopSyncer;
+use dm::standalone::{ExitWatch, StandaloneArgs, exit, supervise};
 
 /// Run the binlog replication of one source of a task, standalone.
 #[derive(Debug, Parser)]
@@ -35,9 +35,10 @@ fn run(args: Args) -> Result<(), DmError> {
         ));
     }
     actix::System::new().block_on(async move {
-        let (tx, rx) = oneshot::channel();
+        let (watch, rx) = ExitWatch::new();
+        let parent = watch.start().recipient();
         let arbiter = Arbiter::new();
-        let actor = SyncerActor::new(sub, key, tx);
+        let actor = SyncerActor::new(sub, key, parent);
         let status = actor.status_handle();
         let syncer = SyncerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
         supervise(

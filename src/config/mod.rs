@@ -14,6 +14,7 @@
 //! Unknown keys, type errors and validation problems of one file come back as one [`DmError`]
 //! that lists each problem with its file, key and code.
 
+pub mod checking;
 pub mod db;
 pub mod duration;
 pub mod master;

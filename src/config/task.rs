@@ -649,33 +649,6 @@ impl Default for TaskConfig {
     }
 }
 
-/// Checking item names `ignore-checking-items` accepts.
-pub const CHECKING_ITEMS: &[&str] = &[
-    "all",
-    "dump_privilege",
-    "replication_privilege",
-    "version",
-    "server_id",
-    "binlog_enable",
-    "binlog_format",
-    "binlog_row_image",
-    "table_schema",
-    "schema_of_shard_tables",
-    "auto_increment_ID",
-    "online_ddl",
-    "binlog_db",
-    "meta_position",
-    "conn_number",
-    "target_privilege",
-    "empty_region",
-    "region_distribution",
-    "downstream_version",
-    "free_space",
-    "downstream_mutex_features",
-    "downstream_table_empty",
-    "primary_key",
-];
-
 /// Checks a `timezone` value: empty, `SYSTEM`, `UTC`, an offset `±hh:mm`, or an IANA name.
 pub fn check_timezone(tz: &str) -> Result<(), String> {
     if tz.is_empty() || tz.eq_ignore_ascii_case("system") || tz.eq_ignore_ascii_case("utc") {
@@ -792,7 +765,7 @@ impl TaskConfig {
             );
         }
         for (i, item) in self.ignore_checking_items.iter().enumerate() {
-            if !CHECKING_ITEMS.contains(&item.as_str()) {
+            if !super::checking::CheckingItem::parse(item).is_some_and(|c| c.ignorable()) {
                 issues.push(
                     format!("ignore-checking-items[{i}]"),
                     &codes::CONFIG_CHECK_ITEM_NOT_SUPPORT,

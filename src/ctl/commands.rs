@@ -1,4 +1,4 @@
-//! Each dmctl command as one request to dm-master's gateway (`crate::api::wire` shapes), and
+//! Each dmctl command as one request to dm-master's gateway (`crate::messages::rpc` shapes), and
 //! what it prints.
 //!
 //! Files named on the command line are read here and sent as text; dmctl never parses a source
@@ -13,12 +13,12 @@ use reqwest::Method;
 use super::args::{Cli, Command, OperateTaskArgs};
 use super::client::{Answer, MasterClient};
 use super::output::{self, BatchTaskResult, TaskOpResult};
-use crate::api::wire::{
+use crate::config::{SecretKey, duration::parse_go_duration, read_file};
+use crate::error::{DmError, codes};
+use crate::messages::rpc::{
     CheckTaskRequest, OperateSourceRequest, OperateTaskRequest, OperateTaskResponse,
     QueryStatusListResponse, SourceOp, StartTaskRequest, TaskOp, TransferSourceRequest,
 };
-use crate::config::{SecretKey, duration::parse_go_duration, read_file};
-use crate::error::{DmError, codes};
 
 /// The sample printed by `operate-source -p`.
 pub const SAMPLE_SOURCE_CONFIG: &str = include_str!("../../config/source-mariadb.yaml");

@@ -1,5 +1,5 @@
 //! dmctl, the command-line client of dm-master: DM's command names and flags, one HTTP request
-//! per command to the master's gateway (`/apis/v1alpha1/`, shapes in `crate::api::wire`), the
+//! per command to the master's gateway (`/apis/v1alpha1/`, shapes in `crate::messages::rpc`), the
 //! answer printed as received (pretty JSON, 2-space indent, the master's key order).
 //!
 //! - [`args`]: the clap command line (DM's global flags, commands, short flags, defaults).

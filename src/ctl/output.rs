@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::wire::{CommonWorkerResponse, QueryStatusListResponse, TaskOp};
+use crate::messages::rpc::{CommonWorkerResponse, QueryStatusListResponse, TaskOp};
 
 /// Indentation of one nesting level.
 const INDENT: &str = "  ";
@@ -174,7 +174,7 @@ pub struct BatchTaskResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::wire::{
+    use crate::messages::rpc::{
         ProcessError, ProcessResult, QueryStatusResponse, SourceStatusView, SubTaskStatusView,
     };
 

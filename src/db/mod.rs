@@ -2,9 +2,11 @@
 //! precheck: the server error numbers ([`errno`]), one classifier of failures ([`classify`]),
 //! the one way a server error becomes a [`DmError`] ([`error`]: an error retrying cannot heal
 //! is never auto-resumed), connecting with a session's settings ([`connect`]), and retrying
-//! meta-table transactions through deadlocks ([`retry_transient`]).
+//! meta-table transactions through deadlocks ([`retry_transient`]), and the upstream binlog
+//! settings replication needs ([`upstream`]).
 
 pub mod errno;
+pub mod upstream;
 
 use std::time::Duration;
 
@@ -76,6 +78,20 @@ pub fn error(code: &ErrorCode, what: impl Into<String>, e: mysql_async::Error) -
         );
     }
     err
+}
+
+/// Statements every downstream connection starts with: UTC for TIMESTAMP literals, a
+/// permissive sql_mode so upstream values (zero dates, explicit 0 in AUTO_INCREMENT) land as
+/// they are, no foreign key checks (as DM) unless the task's session says otherwise, then the
+/// task's own `session` settings.
+pub fn downstream_session(cfg: &crate::config::SubTaskConfig) -> Vec<String> {
+    let mut s = vec![
+        "SET SESSION time_zone = '+00:00'".to_string(),
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'".to_string(),
+        "SET SESSION foreign_key_checks = 0".to_string(),
+    ];
+    s.extend(cfg.to.session_sql());
+    s
 }
 
 /// Opens a connection and runs `session` (`SET SESSION ...` statements) on it. A statement

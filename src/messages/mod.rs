@@ -3,6 +3,7 @@
 //! addresses and are never serialized.
 
 pub mod master;
+pub mod rpc;
 pub mod syncer;
 pub mod worker;
 

@@ -5,15 +5,18 @@
 //! - WorkerActor (server): [`LeaseGranted`], [`LeaseLost`] (from KeepAlive),
 //!   [`QueryWorkerStatus`], [`QueryWorkerInfo`], [`ShutdownWorker`] (HTTP handlers, main).
 //! - SourceWorkerActor: [`StopSourceWorker`], [`QuerySourceStatus`].
-//! - SubtaskActor: [`SetExpectedStage`], [`ShutdownSubtask`], and
-//!   `crate::actors::worker::units::QuerySubtaskStatus`.
+//! - SubtaskActor: [`SetExpectedStage`], [`ShutdownSubtask`], [`QuerySubtaskStatus`].
+//! - UnitsActor: [`StopSubtask`], [`QuerySubtaskStatus`], and the sync unit's
+//!   [`crate::messages::syncer::SyncerExited`]; its parent gets [`UnitsExited`].
 
 use actix::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::actors::worker::units::SubtaskStatus;
 use crate::error::DmError;
+use crate::messages::syncer::SyncStatus;
 use crate::store::etcd::ha::Stage;
+use crate::units::dump::DumpStatus;
+use crate::units::load::LoadStatus;
 
 /// What the worker last saw of one master.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,3 +130,58 @@ pub struct ShutdownSubtask {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ReleaseLease;
+
+/// The unit a subtask is in (DM's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Unit {
+    Dump,
+    Load,
+    Sync,
+}
+
+impl Unit {
+    /// DM's unit name (`Dump`, `Load`, `Sync`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Dump => "Dump",
+            Unit::Load => "Load",
+            Unit::Sync => "Sync",
+        }
+    }
+}
+
+/// What query-status shows of a subtask.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SubtaskStatus {
+    pub name: String,
+    pub source: String,
+    /// `New`, `Running`, `Paused` (by request or after an error), `Stopped`, `Finished`.
+    pub stage: String,
+    pub unit: Option<Unit>,
+    pub dump_status: Option<DumpStatus>,
+    pub load_status: Option<LoadStatus>,
+    pub sync_status: Option<SyncStatus>,
+    pub error: Option<DmError>,
+    /// Automatic restarts after resumable errors since the subtask was created.
+    pub auto_resumes: u32,
+}
+
+/// Stops the units: the sync unit flushes a checkpoint first; dump and load stop where they
+/// are (both resume from their own state).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopSubtask;
+
+/// Reads the live status.
+#[derive(Debug, Message)]
+#[rtype(result = "SubtaskStatus")]
+pub struct QuerySubtaskStatus;
+
+/// UnitsActor → its parent (SubtaskActor, or the standalone runner): the units of
+/// incarnation `epoch` ended (`Ok`: finished or stopped). Sent once, as the actor stops.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct UnitsExited {
+    pub epoch: u64,
+    pub result: Result<(), DmError>,
+}

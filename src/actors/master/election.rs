@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use super::scheduler::SchedulerActor;
 use super::{LeaderInfo, MasterHandle};
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::error::{DmError, codes};
 use crate::messages::master::{Resign, SchedulerStopped, StopScheduler};
 use crate::store::etcd::ha::{self, Fence};

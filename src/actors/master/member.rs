@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::actors::{Backoff, RestartBudget};
+use crate::backoff::{Backoff, RestartBudget};
 use crate::error::DmError;
 use crate::store::etcd::member::{EtcdMember, MemberConfig};
 

@@ -28,7 +28,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::messages::master::*;

@@ -12,9 +12,10 @@
 //! the stream determines: checkpoints, DDL, conflicts, and when the key map reaches
 //! [`MAX_KEYS`] (which bounds its memory).
 //!
-//! Everything here is plain data: the SyncerActor's run routes its changes with a
-//! [`Dispatch`] (one [`Causality`] map per bucket of target tables) on its own thread and
-//! executes the resulting [`Step`]s with its DML worker actors.
+//! Everything here is plain data, unit-tested without a runtime: each [`Bucket`] (one
+//! [`Causality`] map over the target tables hashed to it) turns routed changes into [`Step`]s,
+//! which its thin actor shell, [`super::causality_actor::CausalityActor`], executes with the
+//! bucket's DML workers.
 
 use std::collections::hash_map::Entry;
 
@@ -67,14 +68,22 @@ pub enum Assign {
 pub struct Causality {
     workers: usize,
     map: KeyMap<u32>,
+    /// Keys held before a reset ([`MAX_KEYS`]; smaller in tests).
+    max_keys: usize,
 }
 
 impl Causality {
     /// A map for `workers` workers (at least 1).
     pub fn new(workers: usize) -> Self {
+        Self::with_max_keys(workers, MAX_KEYS)
+    }
+
+    /// A map that resets after `max_keys` keys (tests use a small bound).
+    pub fn with_max_keys(workers: usize, max_keys: usize) -> Self {
         Self {
             workers: workers.max(1),
             map: KeyMap::default(),
+            max_keys: max_keys.max(1),
         }
     }
 
@@ -108,7 +117,7 @@ impl Causality {
 
     /// True when the map should be reset before more changes (deterministic bound).
     pub fn is_full(&self) -> bool {
-        self.map.len() >= MAX_KEYS
+        self.map.len() >= self.max_keys
     }
 
     /// Bound keys.
@@ -195,6 +204,89 @@ impl ConflictKeys {
     }
 }
 
+/// What a bucket does with its routed changes, in order.
+#[derive(Debug)]
+pub enum Step {
+    /// Queue these changes at the bucket's workers (indexed by position in the bucket).
+    Send(Vec<Vec<RowChange>>),
+    /// Wait until every worker of the bucket has committed all it was sent (a conflict, or
+    /// a full key map: the map is reset after it).
+    Drain,
+}
+
+/// One causality bucket: which of its workers each change goes to.
+#[derive(Debug)]
+pub struct Bucket {
+    map: Causality,
+    workers: usize,
+    keys: ConflictKeys,
+    scratch: Vec<u64>,
+}
+
+impl Bucket {
+    /// A bucket of `workers` workers (at least 1); the order of the workers is part of the
+    /// deterministic assignment.
+    pub fn new(workers: usize) -> Self {
+        Self::with_max_keys(workers, MAX_KEYS)
+    }
+
+    /// A bucket whose key map resets after `max_keys` keys (tests use a small bound).
+    pub fn with_max_keys(workers: usize, max_keys: usize) -> Self {
+        Self {
+            map: Causality::with_max_keys(workers, max_keys),
+            workers: workers.max(1),
+            keys: ConflictKeys::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The bucket's worker count.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Routes `changes` (in binlog order) into `steps`: sends per worker, with a drain (and
+    /// a reset of the key map) before a change that conflicts and whenever the map is full.
+    pub fn route(&mut self, changes: Vec<RowChange>, steps: &mut Vec<Step>) {
+        let n = self.workers;
+        let mut current: Vec<Vec<RowChange>> = vec![Vec::new(); n];
+        for mut ch in changes {
+            if self.map.is_full() {
+                steps.push(Step::Send(std::mem::replace(
+                    &mut current,
+                    vec![Vec::new(); n],
+                )));
+                steps.push(Step::Drain);
+                self.map.reset();
+            }
+            self.keys.keys(&ch, &mut self.scratch);
+            ch.keys = ChangeKeys::new(&self.scratch);
+            let w = match self.map.assign(&self.scratch) {
+                Assign::Worker(w) => w,
+                Assign::Conflict => {
+                    steps.push(Step::Send(std::mem::replace(
+                        &mut current,
+                        vec![Vec::new(); n],
+                    )));
+                    steps.push(Step::Drain);
+                    self.map.reset();
+                    match self.map.assign(&self.scratch) {
+                        Assign::Worker(w) => w,
+                        Assign::Conflict => unreachable!("an empty map has no conflicts"),
+                    }
+                }
+            };
+            current[w].push(ch);
+        }
+        steps.push(Step::Send(current));
+    }
+
+    /// Forgets every binding (after all the bucket's workers were drained).
+    pub fn reset(&mut self) {
+        self.map.reset();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,85 +332,203 @@ mod tests {
         assert_eq!(run(), run());
         assert_eq!(h("abc"), 0xe71fa2190541574b, "FNV-1a is stable");
     }
-}
 
-/// What the syncer does with a bucket's routed changes, in order.
-#[derive(Debug)]
-pub enum Step {
-    /// Queue these changes at the bucket's workers (indexed like [`Dispatch::workers`]).
-    Send(Vec<Vec<RowChange>>),
-    /// Wait until every worker of the bucket has committed all it was sent (a conflict, or
-    /// a full key map: the map is reset after it).
-    Drain,
-}
+    use std::sync::Arc;
 
-/// The routing of every bucket: which worker each change goes to.
-#[derive(Debug)]
-pub struct Dispatch {
-    buckets: Vec<(Causality, Vec<usize>)>,
-    keys: ConflictKeys,
-    scratch: Vec<u64>,
-}
+    use crate::binlog::value::{ColumnInfo, SqlType};
+    use crate::sql::dml::{DmlKind, TargetTable};
 
-impl Dispatch {
-    /// Buckets with their workers' global indexes (the order within a bucket is part of the
-    /// deterministic assignment).
-    pub fn new(buckets: Vec<Vec<usize>>) -> Self {
-        Self {
-            buckets: buckets
-                .into_iter()
-                .map(|w| (Causality::new(w.len()), w))
-                .collect(),
-            keys: ConflictKeys::default(),
-            scratch: Vec::new(),
+    /// `t (id INT, u VARCHAR, v INT)` with primary key `id` and unique key `u` when `keyed`,
+    /// no key at all otherwise.
+    fn table(keyed: bool) -> Arc<TargetTable> {
+        let cols = vec![
+            ColumnInfo::new("id", SqlType::Int),
+            ColumnInfo::new("u", SqlType::VarChar),
+            ColumnInfo::new("v", SqlType::Int),
+        ];
+        let (handle, uniques) = if keyed {
+            (Some(vec![0]), vec![vec![1]])
+        } else {
+            (None, Vec::new())
+        };
+        Arc::new(TargetTable::new("db", "t", cols, handle, uniques))
+    }
+
+    fn row(id: i64, u: Option<&str>, v: i64) -> Vec<Value> {
+        vec![
+            Value::Int(id),
+            u.map_or(Value::Null, |s| Value::Bytes(s.as_bytes().to_vec())),
+            Value::Int(v),
+        ]
+    }
+
+    fn insert(t: &Arc<TargetTable>, id: i64, u: Option<&str>) -> RowChange {
+        RowChange {
+            table: t.clone(),
+            kind: DmlKind::Insert,
+            before: None,
+            after: Some(row(id, u, 0)),
+            safe_mode: false,
+            ts: 0,
+            keys: ChangeKeys::default(),
         }
     }
 
-    /// The global worker indexes of `bucket`.
-    pub fn workers(&self, bucket: usize) -> &[usize] {
-        &self.buckets[bucket].1
+    fn update(t: &Arc<TargetTable>, from: i64, to: i64) -> RowChange {
+        RowChange {
+            table: t.clone(),
+            kind: DmlKind::Update,
+            before: Some(row(from, None, 0)),
+            after: Some(row(to, None, 1)),
+            safe_mode: false,
+            ts: 0,
+            keys: ChangeKeys::default(),
+        }
     }
 
-    /// Routes `changes` (in binlog order) of `bucket` into `steps`.
-    pub fn route(&mut self, bucket: usize, changes: Vec<RowChange>, steps: &mut Vec<Step>) {
-        let (map, workers) = &mut self.buckets[bucket];
-        let n = workers.len();
-        let mut current: Vec<Vec<RowChange>> = vec![Vec::new(); n];
-        for mut ch in changes {
-            if map.is_full() {
-                steps.push(Step::Send(std::mem::replace(
-                    &mut current,
-                    vec![Vec::new(); n],
-                )));
-                steps.push(Step::Drain);
-                map.reset();
-            }
-            self.keys.keys(&ch, &mut self.scratch);
-            ch.keys = ChangeKeys::new(&self.scratch);
-            let w = match map.assign(&self.scratch) {
+    /// The steps as `S[[ids per worker]…]` and `D`, for comparisons.
+    fn shape(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Drain => "D".to_string(),
+                Step::Send(per) => format!(
+                    "S{:?}",
+                    per.iter()
+                        .map(|w| w
+                            .iter()
+                            .map(
+                                |c| match c.after.as_ref().or(c.before.as_ref()).unwrap()[0] {
+                                    Value::Int(i) => i,
+                                    _ => -1,
+                                }
+                            )
+                            .collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                ),
+            })
+            .collect()
+    }
+
+    fn keys(ch: &RowChange) -> Vec<u64> {
+        let mut out = Vec::new();
+        ConflictKeys::default().keys(ch, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_conflict_sends_what_came_before_then_drains_and_resets() {
+        let t = table(true);
+        let mut b = Bucket::new(4);
+        // Find two ids on different workers.
+        let worker_of = |id: i64| {
+            let mut c = Causality::new(4);
+            match c.assign(&keys(&insert(&t, id, None))) {
                 Assign::Worker(w) => w,
-                Assign::Conflict => {
-                    steps.push(Step::Send(std::mem::replace(
-                        &mut current,
-                        vec![Vec::new(); n],
-                    )));
-                    steps.push(Step::Drain);
-                    map.reset();
-                    match map.assign(&self.scratch) {
-                        Assign::Worker(w) => w,
-                        Assign::Conflict => unreachable!("an empty map has no conflicts"),
-                    }
-                }
-            };
-            current[w].push(ch);
-        }
-        steps.push(Step::Send(current));
+                Assign::Conflict => unreachable!(),
+            }
+        };
+        let a = 1;
+        let other = (2..100).find(|&i| worker_of(i) != worker_of(a)).unwrap();
+        let mut steps = Vec::new();
+        // Row `a`, row `other`, then an update moving `a` onto `other`'s key: a conflict.
+        b.route(
+            vec![
+                insert(&t, a, None),
+                insert(&t, other, None),
+                update(&t, a, other),
+            ],
+            &mut steps,
+        );
+        let s = shape(&steps);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(s[0].starts_with('S') && s[0].contains(&a.to_string()));
+        assert_eq!(s[1], "D");
+        assert!(s[2].starts_with('S'));
+        // The key map was reset: the update is the only change it knows, on one worker.
+        let Step::Send(last) = &steps[2] else {
+            panic!()
+        };
+        assert_eq!(last.iter().filter(|w| !w.is_empty()).count(), 1);
+        // Every change carries its conflict keys for the batch planner.
+        assert!(steps.iter().all(|s| match s {
+            Step::Send(per) => per.iter().flatten().all(|c| c.keys.get().is_some()),
+            Step::Drain => true,
+        }));
     }
 
-    /// Forgets every binding (after all workers were drained).
-    pub fn reset(&mut self) {
-        for (map, _) in &mut self.buckets {
-            map.reset();
-        }
+    #[test]
+    fn a_full_key_map_drains_and_resets_at_the_same_change_every_time() {
+        let t = table(true);
+        let changes: Vec<RowChange> = (0..10).map(|i| insert(&t, i, None)).collect();
+        let route = || {
+            let mut b = Bucket::with_max_keys(3, 4);
+            let mut steps = Vec::new();
+            b.route(changes.clone(), &mut steps);
+            shape(&steps)
+        };
+        let s = route();
+        // One key per row (its primary key; the NULL unique key gives none) and room for 4
+        // keys: the map is drained and reset before the 5th and the 9th row.
+        assert_eq!(s.iter().filter(|x| *x == "D").count(), 2, "{s:?}");
+        assert_eq!(s, route(), "deterministic");
+    }
+
+    #[test]
+    fn dispatch_is_the_same_across_a_reset_and_a_replay() {
+        let t = table(true);
+        let changes: Vec<RowChange> = (0..200)
+            .map(|i| {
+                if i % 7 == 3 {
+                    update(&t, i % 13, (i * 5) % 17)
+                } else {
+                    insert(&t, i % 29, Some(&format!("u{}", i % 11)))
+                }
+            })
+            .collect();
+        let full = {
+            let mut b = Bucket::with_max_keys(5, 16);
+            let mut steps = Vec::new();
+            b.route(changes.clone(), &mut steps);
+            shape(&steps)
+        };
+        // Routed in two calls (as two event batches would be) with a barrier between: after
+        // a reset the assignment restarts exactly as a fresh bucket's would (a replay from a
+        // checkpoint starts with a fresh bucket too).
+        let mut b = Bucket::with_max_keys(5, 16);
+        let mut first = Vec::new();
+        b.route(changes[..100].to_vec(), &mut first);
+        b.reset();
+        let mut second = Vec::new();
+        b.route(changes[100..].to_vec(), &mut second);
+        let mut fresh = Bucket::with_max_keys(5, 16);
+        let mut replay = Vec::new();
+        fresh.route(changes[100..].to_vec(), &mut replay);
+        assert_eq!(shape(&second), shape(&replay));
+        // And routing the same stream twice gives the same steps.
+        let mut again = Bucket::with_max_keys(5, 16);
+        let mut steps = Vec::new();
+        again.route(changes, &mut steps);
+        assert_eq!(shape(&steps), full);
+    }
+
+    #[test]
+    fn conflict_keys_skip_null_unique_keys_fold_case_and_cover_keyless_rows() {
+        let keyed = table(true);
+        // A NULL unique key gives no key; the primary key still does.
+        assert_eq!(keys(&insert(&keyed, 1, None)).len(), 1);
+        assert_eq!(keys(&insert(&keyed, 1, Some("a"))).len(), 2);
+        // `_ci` text compares case- and trailing-space-insensitively: same key.
+        let ku = |u: &str| keys(&insert(&keyed, 1, Some(u)))[1];
+        assert_eq!(ku("Abc"), ku("abc "));
+        assert_ne!(ku("abc"), ku("abd"));
+        // A keyless table hashes the whole row: equal rows share a key, others do not.
+        let bare = table(false);
+        let k1 = keys(&insert(&bare, 1, Some("x")));
+        assert_eq!(k1.len(), 1);
+        assert_eq!(k1, keys(&insert(&bare, 1, Some("x"))));
+        assert_ne!(k1, keys(&insert(&bare, 2, Some("x"))));
+        // An update has keys of both images.
+        assert_eq!(keys(&update(&keyed, 1, 2)).len(), 2);
     }
 }

@@ -123,10 +123,10 @@ impl Handler<SaveCheckpoint> for CheckpointActor {
     }
 }
 
-impl Handler<super::dml_worker::Halt> for CheckpointActor {
+impl Handler<crate::messages::syncer::Halt> for CheckpointActor {
     type Result = ();
 
-    fn handle(&mut self, _: super::dml_worker::Halt, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::messages::syncer::Halt, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::causality::ConflictKeys;
 use crate::db::{self, Fault};
 use crate::error::{DmError, codes};
-use crate::messages::syncer::{DrainWorker, ExecuteBatch};
+use crate::messages::syncer::{DrainWorker, ExecuteBatch, Halt};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::dml::{BatchPlanner, RowChange, TargetTable, compact};
 
@@ -277,13 +277,6 @@ impl Handler<DrainWorker> for DmlWorkerActor {
         })
     }
 }
-
-/// Stops a pipeline actor (DML worker, checkpoint, stream) at once, dropping its in-flight
-/// work: sent by the run when it ends, because the pipeline shares the SyncerActor's arbiter
-/// and a retrying worker would otherwise outlive its unit.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Halt;
 
 impl Handler<Halt> for DmlWorkerActor {
     type Result = ();

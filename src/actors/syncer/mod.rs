@@ -1,22 +1,29 @@
 //! The sync unit: binlog → target, in parallel and crash-safe.
 //!
 //! ```text
-//! StreamControllerActor ─EventBatch─► SyncerActor: decode, filter, route, causality (Dispatch)
-//!                                        ├─ExecuteBatch─► DMLWorkerActor × worker-count
-//!                                        │                 (each: BatchPlanner → one multi-statement
-//!                                        │                  transaction per batch, progress row)
-//!                                        ├─ DDL: drain every worker, execute, track, SaveCheckpoint
+//! StreamControllerActor ─EventBatch─► SyncerActor: decode, filter, route, schema tracker
+//!                                        ├─RouteRows─► CausalityActor × buckets (target tables
+//!                                        │              hashed to buckets; conflict keys → worker)
+//!                                        │                ├─ExecuteBatch─► DMLWorkerActor × worker-count
+//!                                        │                │  (BatchPlanner → one multi-statement
+//!                                        │                │   transaction per batch, progress row)
+//!                                        │                └─DrainWorker (a conflict: this bucket only)
+//!                                        ├─ DDL / flush: DrainBucket to every bucket, then execute,
+//!                                        │  track, SaveCheckpoint
 //!                                        └─ SaveCheckpoint ─► CheckpointActor (after a drain)
 //! ```
 //!
-//! Threads: the whole unit (stream, syncer, workers, checkpoint) runs on the SyncerActor's
-//! own arbiter. On a machine shared with the target, one thread without cross-thread
-//! wake-ups, hand-offs and frees costs the least CPU per row; decoding one batch of events
-//! takes well under a millisecond, so the workers' I/O is not held up.
+//! Threads: the whole unit (stream, syncer, causality buckets, workers, checkpoint) runs on
+//! the SyncerActor's own arbiter. On a machine shared with the target, one thread without
+//! cross-thread wake-ups, hand-offs and frees costs the least CPU per row; decoding one batch
+//! of events takes well under a millisecond, so the workers' I/O is not held up.
 //!
 //! Children: the SyncerActor's run creates the others and holds their only strong
 //! addresses; when the run ends it halts them. Failures: any child error ends the unit with
-//! that error (the parent decides whether to re-create it from the checkpoint).
+//! that error, reported to the parent as [`SyncerExited`] (the parent decides whether to
+//! re-create it from the checkpoint). The live status is shared memory
+//! (`Arc<Mutex<SyncStatus>>`), not a message: it is updated once per batch of events and read
+//! by the parent even after the unit ended.
 //!
 //! Resume invariant: the checkpoint's global point is a transaction boundary before which every
 //! change is committed; each worker's progress row counts its commits since then. A new
@@ -25,70 +32,24 @@
 //! (REPLACE forms) additionally covers `safe-mode-duration` after each start, as in DM.
 
 pub mod causality;
+pub mod causality_actor;
 pub mod checkpoint;
 pub mod dml_worker;
 mod process;
 pub mod stream;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
-use serde::Serialize;
-use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use crate::binlog::location::Location;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::DmError;
-use crate::messages::syncer::{EventBatch, StreamFailed};
+use crate::messages::syncer::{EventBatch, StopSyncer, StreamFailed, SyncStatus, SyncerExited};
 
-pub use process::{Run, downstream_session, lag_seconds};
-
-/// What query-status shows of a running sync unit.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SyncStatus {
-    pub total_events: u64,
-    pub total_rows: u64,
-    /// Rows per second since the unit started.
-    pub total_tps: f64,
-    pub master_binlog: String,
-    pub master_binlog_gtid: String,
-    /// The flushed checkpoint.
-    pub syncer_binlog: String,
-    pub syncer_binlog_gtid: String,
-    /// The last position read.
-    pub current_binlog: String,
-    pub synced: bool,
-    /// Seconds between now and the event time of the oldest change not yet applied (DM's
-    /// definition; 0 when nothing is in flight).
-    pub seconds_behind_master: u64,
-    pub safe_mode: bool,
-    /// Shard `DROP TABLE` / `TRUNCATE TABLE` / `DROP DATABASE` statements not applied because
-    /// their target merges several upstream tables.
-    pub skipped_shard_ddls: u64,
-    /// Where the lag is read from: each DML worker's and the DDL slot's oldest in-flight
-    /// event time.
-    #[serde(skip)]
-    pub lag_sources: Vec<Arc<AtomicU64>>,
-}
-
-impl SyncStatus {
-    /// A copy with the lag computed now (the lag moves while the syncer is blocked, e.g. on a
-    /// slow target, so it is read from the workers, not stored).
-    pub fn snapshot(&self) -> SyncStatus {
-        let mut s = self.clone();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        s.seconds_behind_master = lag_seconds(&self.lag_sources, now);
-        s
-    }
-}
-
-/// How the unit ended.
-pub type ExitSender = oneshot::Sender<Result<(), DmError>>;
+pub use process::Run;
 
 /// The sync unit of one subtask.
 pub struct SyncerActor {
@@ -96,19 +57,25 @@ pub struct SyncerActor {
     key: Option<SecretKey>,
     run: Option<Run>,
     status: Arc<Mutex<SyncStatus>>,
-    exit: Option<ExitSender>,
+    /// The parent, told once how the unit ended.
+    exit: Option<Recipient<SyncerExited>>,
     started_at: Instant,
 }
 
 impl SyncerActor {
-    /// A unit for `cfg` (with its source applied); `exit` learns how it ended.
-    pub fn new(cfg: SubTaskConfig, key: Option<SecretKey>, exit: ExitSender) -> Self {
+    /// A unit for `cfg` (with its source applied); `parent` learns how it ended
+    /// ([`SyncerExited`]).
+    pub fn new(
+        cfg: SubTaskConfig,
+        key: Option<SecretKey>,
+        parent: Recipient<SyncerExited>,
+    ) -> Self {
         Self {
             cfg: Arc::new(cfg),
             key,
             run: None,
             status: Arc::default(),
-            exit: Some(exit),
+            exit: Some(parent),
             started_at: Instant::now(),
         }
     }
@@ -122,8 +89,8 @@ impl SyncerActor {
         if let Err(e) = &result {
             error!(task = %self.cfg.name, source = %self.cfg.source_id, unit = "Sync", code = e.code, error = %e.chain(), "sync unit failed");
         }
-        if let Some(tx) = self.exit.take() {
-            let _ = tx.send(result);
+        if let Some(parent) = self.exit.take() {
+            parent.do_send(SyncerExited { result });
         }
         ctx.stop();
     }
@@ -188,11 +155,6 @@ impl Handler<StreamFailed> for SyncerActor {
         self.finish(Err(msg.error), ctx);
     }
 }
-
-/// Asks the unit to stop after flushing a checkpoint at the last transaction boundary.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Location, DmError>")]
-pub struct StopSyncer;
 
 impl Handler<StopSyncer> for SyncerActor {
     type Result = AtomicResponse<Self, Result<Location, DmError>>;

@@ -15,11 +15,12 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 use tracing::{debug, info, warn};
 
-use super::causality::{Dispatch, KeyHasher, Step};
+use super::SyncerActor;
+use super::causality::KeyHasher;
+use super::causality_actor::CausalityActor;
 use super::checkpoint::CheckpointActor;
-use super::dml_worker::{DmlWorkerActor, Halt, RETRY_WINDOW, WorkerSettings, is_connection_error};
+use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
 use super::stream::StreamControllerActor;
-use super::{SyncStatus, SyncerActor};
 use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
 use crate::binlog::event::BinlogEvent;
 use crate::binlog::gtid::{GtidSet, MariaGtidSet};
@@ -30,7 +31,9 @@ use crate::config::rules::ExpressionFilter;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::db::{self, errno};
 use crate::error::{DmError, codes};
-use crate::messages::syncer::{DrainWorker, ExecuteBatch, SaveCheckpoint};
+use crate::messages::syncer::{
+    DrainBucket, Halt, RouteRows, SaveCheckpoint, SyncStatus, lag_seconds,
+};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::ddl::{self, DdlKind, DdlPiece, StatementKind};
 use crate::sql::dml::{ChangeKeys, DmlKind, RowChange, TargetTable};
@@ -124,8 +127,8 @@ pub struct Run {
     downstream: Conn,
     to_opts: Opts,
     session: Vec<String>,
-    /// Which worker each change goes to.
-    dispatch: Dispatch,
+    /// One CausalityActor per bucket of target tables: which worker each change goes to.
+    buckets: Vec<Addr<CausalityActor>>,
     /// The DML workers, by global index.
     workers: Vec<Addr<DmlWorkerActor>>,
     checkpoint: Addr<CheckpointActor>,
@@ -187,53 +190,16 @@ fn db_err(what: &str, e: mysql_async::Error) -> DmError {
     db::error(&codes::DB_QUERY_FAILED, what, e)
 }
 
-/// Statements every downstream connection starts with: UTC for TIMESTAMP literals, a
-/// permissive sql_mode so upstream values (zero dates, explicit 0 in AUTO_INCREMENT) land as
-/// they are, no foreign key checks (as DM) unless the task's session says otherwise, then the
-/// task's own `session` settings.
-pub fn downstream_session(cfg: &SubTaskConfig) -> Vec<String> {
-    let mut s = vec![
-        "SET SESSION time_zone = '+00:00'".to_string(),
-        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'".to_string(),
-        "SET SESSION foreign_key_checks = 0".to_string(),
-    ];
-    s.extend(cfg.to.session_sql());
-    s
-}
-
 async fn connect(opts: Opts, session: &[String], what: &str) -> Result<Conn, DmError> {
     db::connect(opts, session, what).await
 }
 
 /// Checks the upstream logs full row images.
 async fn check_upstream(conn: &mut Conn) -> Result<(), DmError> {
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
-        .query_first("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
+    db::upstream::BinlogSettings::read(conn)
         .await
-        .map_err(|e| db_err("reading the upstream binlog settings", e))?;
-    let (log_bin, format, image) = row.unwrap_or_default();
-    if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
-        return Err(DmError::bare(&codes::TASK_CHECK_BINLOG_DISABLED));
-    }
-    if !format
-        .as_deref()
-        .is_some_and(|f| f.eq_ignore_ascii_case("ROW"))
-    {
-        return Err(DmError::new(
-            &codes::TASK_CHECK_BINLOG_FORMAT,
-            format!("upstream binlog_format is {}", format.unwrap_or_default()),
-        ));
-    }
-    if !image
-        .as_deref()
-        .is_some_and(|f| f.eq_ignore_ascii_case("FULL"))
-    {
-        return Err(DmError::new(
-            &codes::TASK_CHECK_BINLOG_ROW_IMAGE,
-            format!("upstream binlog_row_image is {}", image.unwrap_or_default()),
-        ));
-    }
-    Ok(())
+        .map_err(|e| db_err("reading the upstream binlog settings", e))?
+        .check()
 }
 
 fn decode_err(e: impl std::fmt::Display, at: &Location) -> DmError {
@@ -271,7 +237,7 @@ impl Run {
             Some(f) => f,
             None => detect_flavor(&mut upstream).await?,
         };
-        let session = downstream_session(&cfg);
+        let session = db::downstream_session(&cfg);
         let mut downstream = connect(to_opts.clone(), &session, "downstream").await?;
         debug!(task = %cfg.name, "downstream connected");
 
@@ -379,11 +345,15 @@ impl Run {
             }));
         }
         // Worker `i` belongs to bucket `i % buckets`, in index order within it.
-        let dispatch = Dispatch::new(
-            (0..bucket_count)
-                .map(|b| (b..worker_count).step_by(bucket_count).collect())
-                .collect(),
-        );
+        let buckets: Vec<Addr<CausalityActor>> = (0..bucket_count)
+            .map(|b| {
+                let mine: Vec<Addr<DmlWorkerActor>> = (b..worker_count)
+                    .step_by(bucket_count)
+                    .map(|w| workers[w].clone())
+                    .collect();
+                CausalityActor::start_in_arbiter(&pipeline, move |_| CausalityActor::new(mine))
+            })
+            .collect();
         in_flight.push(Arc::new(AtomicU64::new(0)));
         let (task, cp_tables) = (cfg.name.clone(), tables.clone());
         let checkpoint = CheckpointActor::start_in_arbiter(&pipeline, move |_| {
@@ -419,7 +389,7 @@ impl Run {
             downstream,
             to_opts: settings.opts.clone(),
             session: settings.session.clone(),
-            dispatch,
+            buckets,
             workers,
             checkpoint,
             stream,
@@ -788,47 +758,36 @@ impl Run {
         Ok(())
     }
 
-    /// Routes buffered changes to their workers (returns once they are queued there).
+    /// Hands buffered changes to their buckets' CausalityActors (returns once every change is
+    /// queued at its worker).
     async fn dispatch(&mut self) -> Result<(), DmError> {
         if self.pending_rows == 0 {
             return Ok(());
         }
         self.pending_rows = 0;
-        let mut steps = Vec::new();
-        for b in 0..self.pending.len() {
-            if self.pending[b].is_empty() {
-                continue;
-            }
-            let changes = std::mem::take(&mut self.pending[b]);
-            steps.clear();
-            self.dispatch.route(b, changes, &mut steps);
-            for step in steps.drain(..) {
-                let workers = self.dispatch.workers(b);
-                match step {
-                    Step::Drain => drain(workers.iter().map(|&w| &self.workers[w])).await?,
-                    Step::Send(per_worker) => {
-                        let sends = per_worker
-                            .into_iter()
-                            .zip(workers)
-                            .filter(|(changes, _)| !changes.is_empty())
-                            .map(|(changes, &w)| self.workers[w].send(ExecuteBatch { changes }));
-                        let replies = try_join_all(sends)
-                            .await
-                            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
-                        replies.into_iter().collect::<Result<Vec<()>, DmError>>()?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let routes = self
+            .pending
+            .iter_mut()
+            .zip(&self.buckets)
+            .filter(|(changes, _)| !changes.is_empty())
+            .map(|(changes, bucket)| {
+                bucket.send(RouteRows {
+                    changes: std::mem::take(changes),
+                })
+            });
+        let replies = try_join_all(routes)
+            .await
+            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
+        replies.into_iter().collect()
     }
 
     /// Waits until every dispatched change is committed; the conflict maps start over.
     async fn barrier(&mut self) -> Result<(), DmError> {
         self.dispatch().await?;
-        drain(self.workers.iter()).await?;
-        self.dispatch.reset();
-        Ok(())
+        let replies = try_join_all(self.buckets.iter().map(|b| b.send(DrainBucket)))
+            .await
+            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
+        replies.into_iter().collect()
     }
 
     async fn save_checkpoint(&mut self) -> Result<(), DmError> {
@@ -1061,24 +1020,6 @@ impl Run {
             };
         }
     }
-}
-
-/// Waits until `workers` have committed everything they were sent.
-async fn drain<'a>(workers: impl Iterator<Item = &'a Addr<DmlWorkerActor>>) -> Result<(), DmError> {
-    let replies = try_join_all(workers.map(|w| w.send(DrainWorker)))
-        .await
-        .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?;
-    replies.into_iter().collect()
-}
-
-/// DM's lag: now − the event time of the oldest change still in flight; 0 when idle.
-pub fn lag_seconds(in_flight: &[Arc<AtomicU64>], now: u64) -> u64 {
-    in_flight
-        .iter()
-        .map(|a| a.load(Ordering::Relaxed))
-        .filter(|&t| t > 0)
-        .min()
-        .map_or(0, |t| now.saturating_sub(t))
 }
 
 fn truncate(sql: &str) -> String {

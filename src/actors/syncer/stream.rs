@@ -16,7 +16,7 @@ use mysql_async::Opts;
 use mysql_async::binlog::events::Event;
 use tracing::{info, warn};
 
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::binlog::event::{BinlogEvent, types};
 use crate::binlog::location::Position;
 use crate::binlog::stream::{Flavor, StartPoint, StreamRequest, is_start_point_gone, open_stream};
@@ -270,10 +270,10 @@ impl Actor for StreamControllerActor {
     }
 }
 
-impl Handler<super::dml_worker::Halt> for StreamControllerActor {
+impl Handler<crate::messages::syncer::Halt> for StreamControllerActor {
     type Result = ();
 
-    fn handle(&mut self, _: super::dml_worker::Halt, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::messages::syncer::Halt, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }

@@ -25,7 +25,7 @@ use etcd_client::{
 };
 use tracing::{info, warn};
 
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::error::{DmError, codes};
 use crate::messages::worker::{LeaseGranted, LeaseLost, ReleaseLease};
 use crate::store::etcd::ha::WorkerEvent;

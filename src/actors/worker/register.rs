@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::actors::Backoff;
-use crate::api::wire::{RegisterWorkerRequest, RegisterWorkerResponse};
+use crate::backoff::Backoff;
 use crate::config::SecretKey;
 use crate::error::{DmError, codes};
+use crate::messages::rpc::{RegisterWorkerRequest, RegisterWorkerResponse};
 
 /// Timeout of one registration request.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(3);

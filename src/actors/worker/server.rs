@@ -28,10 +28,10 @@ use super::keepalive::KeepAliveActor;
 use super::register::register;
 use super::source_worker::SourceWorkerActor;
 use super::subtask::GRACEFUL_STOP_TIMEOUT;
-use crate::actors::Backoff;
-use crate::api::wire::RegisterWorkerRequest;
+use crate::backoff::Backoff;
 use crate::config::SecretKey;
 use crate::error::{DmError, codes};
+use crate::messages::rpc::RegisterWorkerRequest;
 use crate::messages::worker::{
     LeaseGranted, LeaseLost, QuerySourceStatus, QueryWorkerInfo, QueryWorkerStatus, ReleaseLease,
     ShutdownWorker, SourceStatusReport, StopSourceWorker, WorkerInfo,

@@ -26,10 +26,10 @@ use futures_util::future::join_all;
 use tracing::{debug, info, warn};
 
 use super::subtask::SubtaskActor;
-use super::units::QuerySubtaskStatus;
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::config::{SecretKey, SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
+use crate::messages::worker::QuerySubtaskStatus;
 use crate::messages::worker::{
     QuerySourceStatus, SetExpectedStage, ShutdownSubtask, StopSourceWorker,
 };
@@ -419,7 +419,7 @@ impl Handler<StopSourceWorker> for SourceWorkerActor {
 }
 
 impl Handler<QuerySourceStatus> for SourceWorkerActor {
-    type Result = ResponseFuture<Vec<crate::actors::worker::units::SubtaskStatus>>;
+    type Result = ResponseFuture<Vec<crate::messages::worker::SubtaskStatus>>;
 
     fn handle(&mut self, msg: QuerySourceStatus, _: &mut Context<Self>) -> Self::Result {
         let asks: Vec<_> = self

@@ -21,15 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::units::{
-    QuerySubtaskStatus, Reaper, StopSubtask, SubtaskStatus, UnitsActor, UnitsShared,
-};
-use crate::actors::Backoff;
+use super::units::{Reaper, UnitsActor, UnitsShared};
+use crate::backoff::Backoff;
 use crate::config::{SecretKey, SubTaskConfig};
-use crate::error::{DmError, codes};
+use crate::error::DmError;
+use crate::messages::worker::{QuerySubtaskStatus, StopSubtask, SubtaskStatus, UnitsExited};
 use crate::messages::worker::{SetExpectedStage, ShutdownSubtask};
 use crate::store::etcd::ha::Stage;
 
@@ -132,10 +130,14 @@ impl SubtaskActor {
         let epoch = self.epoch;
         let restarted_after = self.error.take().map(|e| e.code);
         self.stage = Stage::Running;
-        let (tx, rx) = oneshot::channel();
         let reaper = Reaper::default();
-        let actor = UnitsActor::new((*self.cfg).clone(), self.key.clone(), tx)
-            .supervised_by("SubTask", reaper.clone());
+        let actor = UnitsActor::new(
+            (*self.cfg).clone(),
+            self.key.clone(),
+            ctx.address().recipient(),
+            epoch,
+        )
+        .supervised_by("SubTask", reaper.clone());
         self.shared = actor.status_handle();
         let arbiter = Arbiter::new();
         let addr = UnitsActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
@@ -148,13 +150,6 @@ impl SubtaskActor {
         if let Some(code) = restarted_after {
             info!(actor = "Units", parent = "SubTask", task = %self.cfg.name, source = %self.cfg.source_id, reason, code, "actor restarted");
         }
-        async move {
-            rx.await
-                .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
-        }
-        .into_actor(self)
-        .map(move |res, act, ctx| act.units_exited(epoch, res, ctx))
-        .spawn(ctx);
     }
 
     fn units_exited(&mut self, epoch: u64, res: Result<(), DmError>, ctx: &mut Context<Self>) {
@@ -310,6 +305,14 @@ impl Handler<ShutdownSubtask> for SubtaskActor {
                 .into_actor(self)
                 .map(|(), _, ctx| ctx.stop()),
         )
+    }
+}
+
+impl Handler<UnitsExited> for SubtaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnitsExited, ctx: &mut Context<Self>) {
+        self.units_exited(msg.epoch, msg.result, ctx);
     }
 }
 

@@ -8,7 +8,7 @@
 //! picks up where it was: a syncer checkpoint means the sync unit already took over; a
 //! finished dump is not dumped again when it belongs to this run (its owner file names this
 //! task, source and upstream server, and the downstream records its dump-id: see
-//! [`crate::actors::dump::owner`]; after `--remove-meta` or an upstream change it is dumped
+//! [`crate::units::dump::owner`]; after `--remove-meta` or an upstream change it is dumped
 //! again); the loader skips files its checkpoint lists as loaded. The handover writes the syncer's first checkpoint from the
 //! dump's `metadata` (position, and for consistency `none` the safe-mode exit point) with the
 //! dump's table schemas for the schema tracker, before the dump files are removed.
@@ -16,73 +16,30 @@
 //! Children: the SyncerActor (on an arbiter of its own), whose only strong address this actor
 //! holds. When this actor stops, the sync arbiter is stopped and handed to the `reaper` (if
 //! any) so that the parent can wait for the thread to end. Messages in: [`StopSubtask`],
-//! [`QuerySubtaskStatus`]. The outcome goes to the `exit` channel given at creation; the live
-//! status is in [`UnitsShared`], readable after the actor ended.
+//! [`QuerySubtaskStatus`], and the sync unit's [`SyncerExited`]. The outcome goes to the
+//! parent as [`UnitsExited`]; the live status is in [`UnitsShared`] (shared memory rather than
+//! a message: the parent reads it after this actor ended, e.g. the sync position of a paused
+//! subtask, and the sync unit updates it per batch of events).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use serde::Serialize;
-use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::actors::dump::owner::{self, DumpOwner, DumpRecord, Verdict};
-use crate::actors::dump::{self, DumpStatus};
-use crate::actors::load::files::DumpDir;
-use crate::actors::load::{self, LoadStatus};
-use crate::actors::syncer::{StopSyncer, SyncStatus, SyncerActor};
+use crate::actors::syncer::SyncerActor;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
+use crate::messages::syncer::{StopSyncer, SyncStatus, SyncerExited};
+use crate::messages::worker::{QuerySubtaskStatus, StopSubtask, SubtaskStatus, Unit, UnitsExited};
 use crate::sql::checkpoint::CheckpointTables;
 use crate::sql::filter::BaFilter;
 use crate::sql::schema_tracker::TableSchema;
-
-/// The unit a subtask is in (DM's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Unit {
-    Dump,
-    Load,
-    Sync,
-}
-
-impl Unit {
-    /// DM's unit name (`Dump`, `Load`, `Sync`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Dump => "Dump",
-            Unit::Load => "Load",
-            Unit::Sync => "Sync",
-        }
-    }
-}
-
-/// What query-status shows of a subtask.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SubtaskStatus {
-    pub name: String,
-    pub source: String,
-    /// `New`, `Running`, `Paused` (by request or after an error), `Stopped`, `Finished`.
-    pub stage: String,
-    pub unit: Option<Unit>,
-    pub dump_status: Option<DumpStatus>,
-    pub load_status: Option<LoadStatus>,
-    pub sync_status: Option<SyncStatus>,
-    pub error: Option<DmError>,
-    /// Automatic restarts after resumable errors since the subtask was created.
-    pub auto_resumes: u32,
-}
-
-/// Stops the units: the sync unit flushes a checkpoint first; dump and load stop where they
-/// are (both resume from their own state).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopSubtask;
-
-/// Reads the live status.
-#[derive(Debug, Message)]
-#[rtype(result = "SubtaskStatus")]
-pub struct QuerySubtaskStatus;
+use crate::store::etcd::ha::Stage;
+use crate::units::dump::owner::{self, DumpOwner, DumpRecord, Verdict};
+use crate::units::dump::{self, DumpStatus};
+use crate::units::load::files::DumpDir;
+use crate::units::load::{self, LoadStatus};
 
 /// The live status of one units incarnation, shared with the parent (which keeps reading it
 /// after the incarnation ended, e.g. the sync position of a paused subtask).
@@ -133,32 +90,37 @@ pub struct UnitsActor {
     key: Option<SecretKey>,
     parent: &'static str,
     status: Arc<UnitsShared>,
-    stage: &'static str,
+    stage: Stage,
     error: Option<DmError>,
     syncer: Option<Addr<SyncerActor>>,
     sync_arbiter: Option<Arbiter>,
     reaper: Option<Reaper>,
-    exit: Option<oneshot::Sender<Result<(), DmError>>>,
+    /// The parent, told once how the units ended ([`UnitsExited`] with `epoch`).
+    exit: Option<Recipient<UnitsExited>>,
+    epoch: u64,
 }
 
 impl UnitsActor {
-    /// Units for `cfg` (with its source applied); `exit` learns how they ended.
+    /// Units for `cfg` (with its source applied); `parent` learns how incarnation `epoch`
+    /// ended ([`UnitsExited`]).
     pub fn new(
         cfg: SubTaskConfig,
         key: Option<SecretKey>,
-        exit: oneshot::Sender<Result<(), DmError>>,
+        parent: Recipient<UnitsExited>,
+        epoch: u64,
     ) -> Self {
         Self {
             cfg: Arc::new(cfg),
             key,
             parent: "dm-migrate",
             status: Arc::default(),
-            stage: "Running",
+            stage: Stage::Running,
             error: None,
             syncer: None,
             sync_arbiter: None,
             reaper: None,
-            exit: Some(exit),
+            exit: Some(parent),
+            epoch,
         }
     }
 
@@ -177,28 +139,32 @@ impl UnitsActor {
     fn finish(&mut self, result: Result<(), DmError>, ctx: &mut Context<Self>) {
         match &result {
             Ok(()) => {
-                self.stage = if self.stage == "Stopped" {
-                    "Stopped"
-                } else {
-                    "Finished"
+                if self.stage != Stage::Stopped {
+                    self.stage = Stage::Finished;
                 }
             }
             Err(e) => {
-                self.stage = "Paused";
+                self.stage = Stage::Paused;
                 self.error = Some(e.clone());
                 warn!(task = %self.cfg.name, source = %self.cfg.source_id, unit = ?self.status.unit(), code = e.code, error = %e.chain(), "subtask unit failed");
             }
         }
-        if let Some(tx) = self.exit.take() {
-            let _ = tx.send(result);
+        if let Some(parent) = self.exit.take() {
+            parent.do_send(UnitsExited {
+                epoch: self.epoch,
+                result,
+            });
         }
         ctx.stop();
     }
 
     fn start_sync(&mut self, ctx: &mut Context<Self>) {
         self.status.set_unit(Unit::Sync);
-        let (tx, rx) = oneshot::channel();
-        let actor = SyncerActor::new((*self.cfg).clone(), self.key.clone(), tx);
+        let actor = SyncerActor::new(
+            (*self.cfg).clone(),
+            self.key.clone(),
+            ctx.address().recipient(),
+        );
         *self.status.sync.lock().expect("status lock") = Some(actor.status_handle());
         let arbiter = Arbiter::new();
         self.syncer = Some(SyncerActor::start_in_arbiter(
@@ -206,18 +172,6 @@ impl UnitsActor {
             move |_| actor,
         ));
         self.sync_arbiter = Some(arbiter);
-        async move {
-            rx.await
-                .unwrap_or_else(|_| Err(DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)))
-        }
-        .into_actor(self)
-        .map(|res, act, ctx| {
-            // During a stop the StopSubtask handler finishes, once the syncer answered.
-            if act.stage != "Stopped" {
-                act.finish(res, ctx)
-            }
-        })
-        .spawn(ctx);
     }
 }
 
@@ -419,7 +373,7 @@ impl Actor for UnitsActor {
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.release_sync_arbiter();
         let code = self.error.as_ref().map(|e| e.code);
-        info!(actor = "Units", parent = self.parent, task = %self.cfg.name, source = %self.cfg.source_id, reason = self.stage, code, "actor stopped");
+        info!(actor = "Units", parent = self.parent, task = %self.cfg.name, source = %self.cfg.source_id, reason = self.stage.as_str(), code, "actor stopped");
     }
 }
 
@@ -457,11 +411,22 @@ impl Handler<UnitChanged> for UnitsActor {
     }
 }
 
+impl Handler<SyncerExited> for UnitsActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncerExited, ctx: &mut Context<Self>) {
+        // During a stop the StopSubtask handler finishes, once the syncer answered.
+        if self.stage != Stage::Stopped {
+            self.finish(msg.result, ctx);
+        }
+    }
+}
+
 impl Handler<StopSubtask> for UnitsActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: StopSubtask, _: &mut Context<Self>) -> Self::Result {
-        self.stage = "Stopped";
+        self.stage = Stage::Stopped;
         let syncer = self.syncer.clone();
         Box::pin(
             async move {
@@ -492,7 +457,7 @@ impl Handler<QuerySubtaskStatus> for UnitsActor {
         let mut st = SubtaskStatus {
             name: self.cfg.name.clone(),
             source: self.cfg.source_id.clone(),
-            stage: self.stage.to_string(),
+            stage: self.stage.as_str().to_string(),
             error: self.error.clone(),
             ..Default::default()
         };

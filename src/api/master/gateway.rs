@@ -1,5 +1,5 @@
 //! DM's grpc-gateway API under `/apis/v1alpha1/`, which dmctl uses: DM's paths and JSON
-//! shapes ([`crate::api::wire`]). Every answer is HTTP 200; a failure is `result: false` with
+//! shapes ([`crate::messages::rpc`]). Every answer is HTTP 200; a failure is `result: false` with
 //! DM's error text in `msg`. Per-source outcomes go in `sources`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use super::status::{self, Expect};
 use super::{MasterState, members, service};
-use crate::api::wire::{
+use crate::error::{DmError, codes};
+use crate::messages::rpc::{
     self, CheckTaskRequest, CheckTaskResponse, CommonResponse, CommonWorkerResponse,
     ListLeaderMember, ListMasterMember, ListMemberResponse, ListWorkerMember, Members,
     OperateSourceRequest, OperateSourceResponse, OperateTaskRequest, OperateTaskResponse,
     QueryStatusListResponse, SourceOp, StartTaskRequest, StartTaskResponse, TaskOp,
     TransferSourceRequest,
 };
-use crate::error::{DmError, codes};
 use crate::store::etcd::ha::Stage;
 
 fn ok<T: Serialize>(body: T) -> HttpResponse {
@@ -50,7 +50,7 @@ fn query_flag(pairs: &[(String, String)], key: &str) -> bool {
 fn failed_source(source: &str, e: &DmError) -> CommonWorkerResponse {
     CommonWorkerResponse {
         result: false,
-        msg: wire::error_msg(e),
+        msg: rpc::error_msg(e),
         source: source.to_string(),
         worker: String::new(),
     }
@@ -67,7 +67,7 @@ async fn operate_source(
         Ok(r) => r,
         Err(e) => OperateSourceResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
             sources: Vec::new(),
         },
     })
@@ -213,7 +213,7 @@ fn common(res: Result<(), DmError>) -> CommonResponse {
         },
         Err(e) => CommonResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
         },
     }
 }
@@ -241,7 +241,7 @@ async fn check_task(
         },
         Err(e) => CheckTaskResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
         },
     })
 }
@@ -255,7 +255,7 @@ async fn start_task(
         Ok(r) => r,
         Err(e) => StartTaskResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
             ..Default::default()
         },
     })
@@ -275,7 +275,7 @@ async fn do_start_task(
     if let Err(e) = report.into_result() {
         return Ok(StartTaskResponse {
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
             sources: Vec::new(),
             check_result,
         });
@@ -293,7 +293,7 @@ async fn do_start_task(
         Err(e) => {
             return Ok(StartTaskResponse {
                 result: false,
-                msg: wire::error_msg(&e),
+                msg: rpc::error_msg(&e),
                 sources: Vec::new(),
                 check_result,
             });
@@ -339,7 +339,7 @@ async fn operate_task(
         Err(e) => OperateTaskResponse {
             op,
             result: false,
-            msg: wire::error_msg(&e),
+            msg: rpc::error_msg(&e),
             sources: Vec::new(),
         },
     })
@@ -445,7 +445,7 @@ async fn query_status(
             },
             Err(e) => QueryStatusListResponse {
                 result: false,
-                msg: wire::error_msg(&e),
+                msg: rpc::error_msg(&e),
                 sources: Vec::new(),
             },
         },
@@ -490,7 +490,7 @@ async fn list_member(state: web::Data<MasterState>, req: HttpRequest) -> HttpRes
             Err(e) => {
                 return ok(ListMemberResponse {
                     result: false,
-                    msg: wire::error_msg(&e),
+                    msg: rpc::error_msg(&e),
                     members: Vec::new(),
                 });
             }
@@ -507,7 +507,7 @@ async fn list_member(state: web::Data<MasterState>, req: HttpRequest) -> HttpRes
                 workers,
             },
             Err(e) => ListWorkerMember {
-                msg: wire::error_msg(&e),
+                msg: rpc::error_msg(&e),
                 workers: Vec::new(),
             },
         };

@@ -6,9 +6,9 @@ use actix_web::{HttpResponse, web};
 use tracing::{info, warn};
 
 use super::MasterState;
-use crate::api::wire::{self, RegisterWorkerRequest, RegisterWorkerResponse};
 use crate::error::{DmError, codes};
 use crate::messages::master::RegisterWorker;
+use crate::messages::rpc::{self, RegisterWorkerRequest, RegisterWorkerResponse};
 
 /// The etcd client URLs workers should use: `--etcd-endpoints` when the master uses an
 /// external cluster, otherwise the client URLs of every member of the master's etcd.
@@ -65,7 +65,7 @@ async fn register(
             warn!(worker = %req.name, addr = %req.address, code = e.code, error = %e.chain(), "worker registration refused");
             RegisterWorkerResponse {
                 result: false,
-                msg: wire::error_msg(&e),
+                msg: rpc::error_msg(&e),
                 etcd_endpoints: Vec::new(),
                 secret_key: String::new(),
             }

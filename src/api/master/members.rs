@@ -9,9 +9,9 @@ use futures_util::future::join_all;
 use tracing::info;
 
 use super::MasterState;
-use crate::api::wire::{ListedWorker, MasterInfo};
 use crate::error::{DmError, codes};
 use crate::messages::master::OfflineWorker;
+use crate::messages::rpc::{ListedWorker, MasterInfo};
 
 /// How long a member's `/health` may take before it counts as not alive.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);

@@ -28,11 +28,11 @@ use crate::api::openapi::model::{
     WorkerNameRequest, from_slice,
 };
 use crate::api::openapi::spec;
-use crate::api::wire::QueryStatusResponse;
 use crate::config::task::MySqlInstance;
 use crate::config::{SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
 use crate::messages::master::{ClusterView, UpdateSubtasks};
+use crate::messages::rpc::QueryStatusResponse;
 use crate::store::etcd::ha::Stage;
 
 /// An OpenAPI error answer: `status` with `{error_msg, error_code}`.
@@ -123,7 +123,7 @@ async fn source_status(state: &MasterState, view: &ClusterView, name: &str) -> V
             Some(status::result_msg(resp.source_status.result.as_ref())).filter(|m| !m.is_empty())
         }
         Ok(resp) => Some(resp.msg),
-        Err(e) => Some(crate::api::wire::error_msg(&e)),
+        Err(e) => Some(crate::messages::rpc::error_msg(&e)),
     };
     vec![SourceStatus {
         source_name: name.to_string(),

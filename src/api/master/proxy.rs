@@ -26,8 +26,8 @@ use tracing::debug;
 
 use super::MasterState;
 use crate::actors::master::LeaderInfo;
-use crate::api::wire;
 use crate::error::{DmError, codes};
+use crate::messages::rpc;
 
 /// Header naming the master that forwarded a request.
 pub const FORWARDED_HEADER: &str = "x-dm-forwarded-by";
@@ -54,13 +54,13 @@ impl ApiKind {
     pub fn error(self, status: StatusCode, e: &DmError) -> HttpResponse {
         match self {
             ApiKind::Internal | ApiKind::Gateway => {
-                HttpResponse::build(status).json(wire::CommonResponse {
+                HttpResponse::build(status).json(rpc::CommonResponse {
                     result: false,
-                    msg: wire::error_msg(e),
+                    msg: rpc::error_msg(e),
                 })
             }
             ApiKind::OpenApi => HttpResponse::build(status).json(serde_json::json!({
-                "error_msg": wire::error_msg(e),
+                "error_msg": rpc::error_msg(e),
                 "error_code": e.code,
             })),
         }

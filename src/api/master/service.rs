@@ -10,8 +10,7 @@ use mysql_async::prelude::Queryable;
 use tracing::{info, warn};
 
 use super::MasterState;
-use crate::actors::load::checkpoint::LoaderCheckpoint;
-use crate::api::precheck::{self, CheckReport};
+use crate::checker::{self, CheckReport};
 use crate::config::db::DbConfig;
 use crate::config::{Secret, SecretKey, SourceConfig, SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
@@ -22,6 +21,7 @@ use crate::messages::master::{
 use crate::sql::checkpoint::CheckpointTables;
 use crate::store::etcd::ha::Stage;
 use crate::store::etcd::keys;
+use crate::units::load::checkpoint::LoaderCheckpoint;
 
 /// Parses every source YAML strictly (`SourceConfig::from_yaml`); one bad text fails all.
 pub fn parse_sources(texts: &[String]) -> Result<Vec<SourceConfig>, DmError> {
@@ -178,7 +178,7 @@ pub async fn prepare_task(
 
 /// Runs the precheck of a prepared task against all of its sources.
 pub async fn precheck(state: &MasterState, task: &PreparedTask) -> CheckReport {
-    precheck::check_task(&task.cfg, &task.sources, state.handle.secret_key()).await
+    checker::check_task(&task.cfg, &task.sources, state.handle.secret_key()).await
 }
 
 /// Checks `start-time` is `YYYY-MM-DD HH:MM:SS` (or with `T` between date and time),
@@ -279,12 +279,12 @@ fn meta_tables(task: &str, meta_schema: &str) -> Vec<String> {
     let cp = CheckpointTables::new(meta_schema, task, "");
     let load = LoaderCheckpoint::new(meta_schema, task, "");
     let other = ["syncer_sharding_meta", "onlineddl", "dump_meta"]
-        .map(|suffix| crate::actors::load::checkpoint::meta_table_name(meta_schema, task, suffix));
+        .map(|suffix| crate::units::load::checkpoint::meta_table_name(meta_schema, task, suffix));
     let mut t = vec![
         cp.checkpoint,
         cp.workers,
         load.table().to_string(),
-        crate::actors::load::indexes::meta_table(meta_schema, task),
+        crate::units::load::indexes::meta_table(meta_schema, task),
     ];
     t.extend(other);
     t

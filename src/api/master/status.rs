@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use super::{MasterState, WORKER_TIMEOUT};
-use crate::api::wire::{
+use crate::error::{DmError, codes};
+use crate::messages::master::ClusterView;
+use crate::messages::rpc::{
     self, CommonWorkerResponse, ProcessResult, QueryStatusResponse, SourceStatusView,
     SubTaskStatusView, WorkerStatusResponse,
 };
-use crate::error::{DmError, codes};
-use crate::messages::master::ClusterView;
 use crate::store::etcd::ha::Stage;
 
 /// How long an operation waits for the workers to reach the expected stage.
@@ -146,7 +146,7 @@ async fn query_source(
 ) -> QueryStatusResponse {
     let failed = |worker: String, e: DmError| QueryStatusResponse {
         result: false,
-        msg: wire::error_msg(&e),
+        msg: rpc::error_msg(&e),
         source_status: SourceStatusView {
             source: source.to_string(),
             worker,
@@ -270,10 +270,10 @@ pub async fn wait_operation(
     loop {
         let view = match state.view().await {
             Ok(v) => v,
-            Err(e) => return answer(false, wire::error_msg(&e), String::new()),
+            Err(e) => return answer(false, rpc::error_msg(&e), String::new()),
         };
         let Some((worker, addr)) = bound_worker(&view, source) else {
-            return answer(false, wire::error_msg(&unbound(source)), String::new());
+            return answer(false, rpc::error_msg(&unbound(source)), String::new());
         };
         match ask_worker(state, &worker, &addr, (!task.is_empty()).then_some(task)).await {
             Ok(resp) => {
@@ -292,7 +292,7 @@ pub async fn wait_operation(
                     ),
                 )
             });
-            return answer(false, wire::error_msg(&e), worker);
+            return answer(false, rpc::error_msg(&e), worker);
         }
         tokio::time::sleep(OPERATION_POLL).await;
     }
@@ -319,7 +319,7 @@ pub async fn wait_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::wire::ProcessError;
+    use crate::messages::rpc::ProcessError;
 
     fn status(stage: &str, errors: Vec<ProcessError>) -> WorkerStatusResponse {
         WorkerStatusResponse {

@@ -23,19 +23,19 @@ use super::model::{
     TaskSourceConf, TaskSourceConfig, TaskTableMigrateRule, TaskTableMigrateRuleSource,
     TaskTableMigrateRuleTarget, TaskTargetDataBase, TaskTargetSession, parse_value,
 };
-use crate::api::wire::{self, ProcessError, QueryStatusResponse, SubTaskStatusView};
 use crate::config::db::{DbConfig, Security as DbSecurity, SessionValue};
 use crate::config::rules::{BaList, BinlogEventRule, RouteRule, TableRef};
 use crate::config::task::{LoaderConfig, Meta, MySqlInstance, MydumperConfig, SyncerConfig};
 use crate::config::{Issues, Secret, SourceConfig, TaskConfig};
 use crate::error::{DmError, codes};
+use crate::messages::rpc::{self, ProcessError, QueryStatusResponse, SubTaskStatusView};
 
 /// What answers show in place of a password.
 pub const REDACTED_PASSWORD: &str = "******";
 
 /// `{"error_msg": <DM text of e>, "error_code": e.code}`, the body of every error answer.
 pub fn error_body(e: &DmError) -> Value {
-    json!({ "error_msg": wire::error_msg(e), "error_code": e.code })
+    json!({ "error_msg": rpc::error_msg(e), "error_code": e.code })
 }
 
 fn security_to_db(s: &Security) -> DbSecurity {
@@ -694,7 +694,7 @@ pub fn task_status_from_worker(task: &str, resp: &QueryStatusResponse) -> SubTas
 mod tests {
     use super::*;
     use crate::api::openapi::model::from_value;
-    use crate::api::wire::{ProcessResult, SourceStatusView, SyncStatusView};
+    use crate::messages::rpc::{ProcessResult, SourceStatusView, SyncStatusView};
 
     fn source() -> Source {
         from_value(

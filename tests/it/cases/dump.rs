@@ -7,9 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dm::actors::dump::metadata::DumpMetadata;
-use dm::actors::dump::writer::escape_name;
-use dm::actors::dump::{DumpStatus, run_dump};
 use dm::binlog::decode::{DecodePlan, decode_rows, rows_table_id};
 use dm::binlog::event::{BinlogEvent, types};
 use dm::binlog::location::Position;
@@ -18,6 +15,9 @@ use dm::binlog::value::{ColumnInfo, SqlType, Value as BinValue};
 use dm::config::subtask::SubTaskConfig;
 use dm::config::{SourceConfig, TaskConfig};
 use dm::error::DmError;
+use dm::units::dump::metadata::DumpMetadata;
+use dm::units::dump::writer::escape_name;
+use dm::units::dump::{DumpStatus, run_dump};
 use futures_util::StreamExt;
 use mysql_async::binlog::events::TableMapEvent;
 use mysql_async::prelude::*;
@@ -83,7 +83,7 @@ async fn dump(
 ) -> (Result<DumpMetadata, DmError>, DumpStatus, Duration) {
     let status = Arc::new(Mutex::new(DumpStatus::default()));
     let t0 = Instant::now();
-    let owner = dm::actors::dump::owner::DumpOwner::fresh(&cfg.name, &cfg.source_id, "test".into());
+    let owner = dm::units::dump::owner::DumpOwner::fresh(&cfg.name, &cfg.source_id, "test".into());
     let res = run_dump(cfg, None, dir, &owner, status.clone()).await;
     let took = t0.elapsed();
     let s = status.lock().unwrap().clone();

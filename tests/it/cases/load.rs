@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dm::actors::dump::metadata::DumpMetadata;
-use dm::actors::load::{LoadStatus, LoadSummary, clear_checkpoint, load_finished, run_load};
 use dm::binlog::gtid::GtidSet;
 use dm::binlog::location::{Location, Position};
 use dm::config::{SubTaskConfig, TaskConfig};
 use dm::error::{DmError, codes};
+use dm::units::dump::metadata::DumpMetadata;
+use dm::units::load::{LoadStatus, LoadSummary, clear_checkpoint, load_finished, run_load};
 use mysql_async::prelude::*;
 use tracing::instrument::WithSubscriber;
 

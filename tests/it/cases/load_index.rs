@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use dm::actors::load::indexes::IndexMeta;
-use dm::actors::load::{LoadSummary, load_finished};
 use dm::config::SubTaskConfig;
 use dm::error::{DmError, codes};
+use dm::units::load::indexes::IndexMeta;
+use dm::units::load::{LoadSummary, load_finished};
 use mysql_async::prelude::*;
 
 use super::load::{HEADER, data_file, put, q, rows};
@@ -470,7 +470,7 @@ async fn pending_row_after_the_alter_is_only_deleted() {
     assert_eq!(meta_rows(&meta, &task).await.unwrap().len(), 1);
     assert!(!load_finished(&cfg, None, dir).await.unwrap());
     // clear_checkpoint (the sync unit took over) deletes it.
-    dm::actors::load::clear_checkpoint(&mut conn, &cfg)
+    dm::units::load::clear_checkpoint(&mut conn, &cfg)
         .await
         .unwrap();
     assert_eq!(meta_rows(&meta, &task).await, Some(Vec::new()));
@@ -588,7 +588,7 @@ async fn foreign_keys_keep_their_tables_whole() {
 /// same time: both succeed (a lost race on a name is planned again), each index exists once.
 #[tokio::test]
 async fn two_sources_adding_the_same_indexes_both_succeed() {
-    use dm::actors::load::indexes::{AddContext, PendingTable, add_deferred};
+    use dm::units::load::indexes::{AddContext, PendingTable, add_deferred};
     let down = shared_downstream();
     let db = fresh_db(down, "lidx_race");
     let meta = fresh_db(down, "lidx_race_meta");

@@ -1,11 +1,12 @@
-//! The start-task precheck (`dm::api::precheck::check_task`) against the shared MariaDB
+//! The start-task precheck (`dm::checker::check_task`) against the shared MariaDB
 //! upstream and downstream: a good task passes; an account without replication privileges
 //! fails that item with an instruction; an unknown source fails with the scheduler's code;
 //! `ignore-checking-items` removes an item; a table without a key is a warning, not a failure.
 
 use std::collections::BTreeMap;
 
-use dm::api::precheck::{CheckReport, CheckState, SOURCE_EXIST, check_task};
+use dm::checker::{CheckReport, CheckState, check_task};
+use dm::config::checking::CheckingItem;
 use dm::config::{SourceConfig, TaskConfig};
 use dm::error::codes;
 
@@ -47,7 +48,7 @@ fn sources(list: Vec<SourceConfig>) -> BTreeMap<String, SourceConfig> {
     list.into_iter().map(|s| (s.source_id.clone(), s)).collect()
 }
 
-fn item<'a>(report: &'a CheckReport, name: &str) -> Option<&'a dm::api::precheck::CheckItem> {
+fn item<'a>(report: &'a CheckReport, name: &str) -> Option<&'a dm::checker::CheckItem> {
     report.items.iter().find(|i| i.name == name)
 }
 
@@ -209,7 +210,7 @@ async fn an_unknown_source_fails_with_the_scheduler_code() {
     )
     .await;
     assert!(!report.passed);
-    let missing = item(&report, SOURCE_EXIST).expect("item");
+    let missing = item(&report, CheckingItem::SourceExist.name()).expect("item");
     assert_eq!(missing.state, CheckState::Fail);
     assert_eq!(missing.source, "ghost");
     assert!(missing.message.contains("`ghost`"));

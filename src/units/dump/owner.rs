@@ -25,13 +25,13 @@ use mysql_async::Conn;
 use mysql_async::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::actors::load::checkpoint::{
-    LoaderCheckpoint, delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name,
-};
 use crate::config::SecretKey;
 use crate::config::subtask::SubTaskConfig;
 use crate::db::{self, StepExt};
 use crate::error::{DmError, codes};
+use crate::units::load::checkpoint::{
+    LoaderCheckpoint, delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name,
+};
 
 /// The owner file in a dump directory.
 pub const OWNER_FILE: &str = "dm-dump-owner.json";

@@ -30,7 +30,7 @@ use super::checkpoint::LoaderCheckpoint;
 use super::files::DataFile;
 use super::insert::{InsertPlan, LoadScratch, OnDuplicate, REQUEST_BYTES, Request, RequestWriter};
 use super::split::{Splitter, StatementKind, classify};
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::db::errno::{ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT};
 use crate::db::{self, RETRY_WINDOW, is_connection_error};
 use crate::error::{DmError, codes};

@@ -131,7 +131,7 @@ pub fn progress_text(finished: u64, total: u64) -> String {
 /// permissive sql_mode, no FK checks, the task's `session`), then `loader.sql-mode` if set.
 fn session(cfg: &SubTaskConfig) -> Vec<String> {
     let mut s = vec!["SET NAMES utf8mb4".to_string()];
-    s.extend(crate::actors::syncer::downstream_session(cfg));
+    s.extend(crate::db::downstream_session(cfg));
     if !cfg.loader.sql_mode.is_empty() {
         s.push(format!(
             "SET SESSION sql_mode = {}",

@@ -42,7 +42,7 @@ use tracing::{info, warn};
 
 use super::checkpoint::{delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name};
 use super::worker::Downstream;
-use crate::actors::syncer::dml_worker::is_connection_error;
+use crate::db::is_connection_error;
 use crate::error::{DmError, codes};
 use crate::sql::quote_ident;
 

@@ -25,7 +25,7 @@ use mysql_async::{Conn, Opts};
 use tracing::{info, warn};
 
 use super::catalog::TableRef;
-use crate::actors::Backoff;
+use crate::backoff::Backoff;
 use crate::binlog::location::{Location, Position};
 use crate::binlog::stream::{Flavor, master_status};
 use crate::db::errno::{

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::split::{Splitter, Statement, StatementKind, classify};
-use crate::actors::dump::metadata::DumpMetadata;
 use crate::error::{DmError, codes};
+use crate::units::dump::metadata::DumpMetadata;
 
 const DB_SUFFIX: &str = "-schema-create.sql";
 const TABLE_SUFFIX: &str = "-schema.sql";

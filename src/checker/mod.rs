@@ -1,4 +1,4 @@
-//! The start-task / check-task precheck (DM's `dm/checker`): before a task's subtasks are
+//! The start-task / check-task precheck (DM's `dm/checker`), called by the master's API: before a task's subtasks are
 //! written to etcd, the master connects to every upstream the task reads and to the
 //! downstream it writes, and checks what would make the task fail later.
 //!
@@ -30,6 +30,8 @@
 //! consistency (`schema_of_shard_tables`, `auto_increment_ID`), and Lightning's physical-import
 //! items, which dm-rs does not have.
 
+pub mod grants;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -40,25 +42,21 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::info;
 
-use crate::actors::dump::catalog::{TableRef, list_objects, text};
+use self::grants::{Grants, lack_message, lacking_global, read_grants};
+use crate::config::checking::CheckingItem as Item;
 use crate::config::rules::BaList;
 use crate::config::subtask::SubTaskConfig;
 use crate::config::{SecretKey, SourceConfig, TaskConfig};
+use crate::db::upstream::BinlogSettings;
 use crate::error::{DmError, codes};
 use crate::sql::filter::BaFilter;
 use crate::sql::quote_string;
+use crate::units::dump::catalog::{TableRef, list_objects, text};
 
 /// Longest wait for one connection (upstream or downstream).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest time the checks of one server may take once connected.
 pub const SERVER_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Item: a source the task names was created (not ignorable).
-pub const SOURCE_EXIST: &str = "source_exist";
-/// Item: the upstream answers (skipped only by `all`).
-pub const UPSTREAM_CONNECTION: &str = "upstream_connection";
-/// Item: the downstream answers (skipped only by `all`).
-pub const DOWNSTREAM_CONNECTION: &str = "downstream_connection";
 
 /// How many table names a message lists before summarising the rest.
 const MAX_LISTED_TABLES: usize = 10;
@@ -77,9 +75,9 @@ pub enum CheckState {
 /// One check of one source (or of the downstream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckItem {
-    /// DM's checking item name (`replication_privilege`, `binlog_format`, ...), or one of
-    /// [`SOURCE_EXIST`], [`UPSTREAM_CONNECTION`], [`DOWNSTREAM_CONNECTION`].
-    pub name: String,
+    /// DM's checking item (`replication_privilege`, `binlog_format`, ...), or one of
+    /// [`Item::SourceExist`], [`Item::UpstreamConnection`], [`Item::DownstreamConnection`].
+    pub name: Item,
     /// The source the item checked; empty for the downstream.
     pub source: String,
     pub state: CheckState,
@@ -91,14 +89,14 @@ pub struct CheckItem {
 
 impl CheckItem {
     fn new(
-        name: &str,
+        name: Item,
         source: &str,
         state: CheckState,
         message: String,
         instruction: String,
     ) -> Self {
         Self {
-            name: name.to_string(),
+            name,
             source: source.to_string(),
             state,
             message,
@@ -106,7 +104,7 @@ impl CheckItem {
         }
     }
 
-    fn success(name: &str, source: &str) -> Self {
+    fn success(name: Item, source: &str) -> Self {
         Self::new(
             name,
             source,
@@ -117,7 +115,7 @@ impl CheckItem {
     }
 
     fn fail(
-        name: &str,
+        name: Item,
         source: &str,
         message: impl Into<String>,
         instruction: impl Into<String>,
@@ -132,7 +130,7 @@ impl CheckItem {
     }
 
     fn warn(
-        name: &str,
+        name: Item,
         source: &str,
         message: impl Into<String>,
         instruction: impl Into<String>,
@@ -160,26 +158,6 @@ impl CheckItem {
             s.push(')');
         }
         s
-    }
-}
-
-/// What an item checks, for the `desc` of DM's JSON.
-fn describe(name: &str) -> &'static str {
-    match name {
-        SOURCE_EXIST => "check whether the sources of the task exist",
-        UPSTREAM_CONNECTION => "check whether the source database can be reached",
-        DOWNSTREAM_CONNECTION => "check whether the target database can be reached",
-        "version" => "check whether mysql version is satisfied",
-        "dump_privilege" => "check dump privileges of source DB",
-        "meta_position" => "check whether the meta position exists in the source binlog",
-        "server_id" => "check whether mysql server_id has been greater than 0",
-        "binlog_enable" => "check whether mysql binlog is enabled",
-        "binlog_format" => "check whether mysql binlog_format is ROW",
-        "binlog_row_image" => "check whether mysql binlog_row_image is FULL",
-        "replication_privilege" => "check replication privileges of source DB",
-        "table_schema" => "check whether the tables have a primary key or a unique key",
-        "target_privilege" => "check privileges of target DB",
-        _ => "",
     }
 }
 
@@ -214,7 +192,7 @@ impl CheckReport {
                 let mut r = json!({
                     "id": id,
                     "name": i.name,
-                    "desc": describe(&i.name),
+                    "desc": i.name.desc(),
                     "state": i.state,
                     "extra": if i.source.is_empty() { "downstream".to_string() } else { format!("source {}", i.source) },
                 });
@@ -261,7 +239,7 @@ impl CheckReport {
             .iter()
             .filter(|i| i.state == CheckState::Fail)
             .collect();
-        let code = if failed.iter().any(|i| i.name == SOURCE_EXIST) {
+        let code = if failed.iter().any(|i| i.name == Item::SourceExist) {
             &codes::SCHEDULER_SOURCE_CFG_NOT_EXIST
         } else {
             &codes::MASTER_PRECHECK_FAILED
@@ -283,19 +261,19 @@ impl CheckReport {
 /// Which items run, from `ignore-checking-items`.
 struct Enabled {
     all_off: bool,
-    ignored: BTreeSet<String>,
+    ignored: BTreeSet<Item>,
 }
 
 impl Enabled {
     fn new(ignore: &[String]) -> Self {
         Self {
-            all_off: ignore.iter().any(|i| i == "all"),
-            ignored: ignore.iter().cloned().collect(),
+            all_off: ignore.iter().any(|i| i == Item::All.name()),
+            ignored: ignore.iter().filter_map(|i| Item::parse(i)).collect(),
         }
     }
 
-    fn on(&self, item: &str) -> bool {
-        !self.all_off && !self.ignored.contains(item)
+    fn on(&self, item: Item) -> bool {
+        !self.all_off && !self.ignored.contains(&item)
     }
 }
 
@@ -312,7 +290,7 @@ pub async fn check_task(
     for st in &subtasks {
         if !sources.contains_key(&st.source_id) {
             items.push(CheckItem::fail(
-                SOURCE_EXIST,
+                Item::SourceExist,
                 &st.source_id,
                 format!("source `{}` does not exist", st.source_id),
                 "Create the source first (`dmctl operate-source create` or POST /api/v1/sources), or fix the source-id in mysql-instances.",
@@ -380,7 +358,7 @@ async fn check_source(
         Ok(c) => c,
         Err(e) => {
             return vec![CheckItem::fail(
-                UPSTREAM_CONNECTION,
+                Item::UpstreamConnection,
                 id,
                 format!("cannot connect to {}: {e}", addr(&src.from)),
                 "Check that the upstream is running and reachable from dm-master, and the source's host, port, user and password.",
@@ -390,7 +368,7 @@ async fn check_source(
     if let Err(e) = try_session(&mut conn, &src.from.session_sql()).await {
         let _ = conn.disconnect().await;
         return vec![CheckItem::fail(
-            UPSTREAM_CONNECTION,
+            Item::UpstreamConnection,
             id,
             format!(
                 "{} refused the source's `from.session`: {e}",
@@ -407,13 +385,13 @@ async fn check_source(
     {
         Ok(Ok(items)) => items,
         Ok(Err(e)) => vec![CheckItem::fail(
-            UPSTREAM_CONNECTION,
+            Item::UpstreamConnection,
             id,
             format!("querying {} failed: {e}", addr(&src.from)),
             "Check the upstream is healthy and the account may read its variables.",
         )],
         Err(_) => vec![CheckItem::fail(
-            UPSTREAM_CONNECTION,
+            Item::UpstreamConnection,
             id,
             format!(
                 "the checks of {} took longer than {} s",
@@ -468,12 +446,13 @@ async fn source_items(
 ) -> Result<Vec<CheckItem>, String> {
     let id = st.source_id.as_str();
     let facts = server_facts(conn).await?;
-    let mut items = vec![CheckItem::success(UPSTREAM_CONNECTION, id)];
+    let mut items = vec![CheckItem::success(Item::UpstreamConnection, id)];
     let mode = st.task_mode;
-    if enabled.on("version") {
+    if enabled.on(Item::Version) {
         items.push(check_version(id, &facts.version));
     }
-    let need_tables = enabled.on("table_schema") || (mode.dumps() && enabled.on("dump_privilege"));
+    let need_tables =
+        enabled.on(Item::TableSchema) || (mode.dumps() && enabled.on(Item::DumpPrivilege));
     let tables = if need_tables {
         let filter = BaFilter::new(st.block_allow_list.as_ref(), st.case_sensitive)
             .map_err(|e| e.chain())?;
@@ -484,14 +463,14 @@ async fn source_items(
     } else {
         Vec::new()
     };
-    let need_grants = (mode.dumps() && enabled.on("dump_privilege"))
-        || (mode.syncs() && enabled.on("replication_privilege"));
+    let need_grants = (mode.dumps() && enabled.on(Item::DumpPrivilege))
+        || (mode.syncs() && enabled.on(Item::ReplicationPrivilege));
     let grants = if need_grants {
         Some(read_grants(conn).await)
     } else {
         None
     };
-    if mode.dumps() && enabled.on("dump_privilege") {
+    if mode.dumps() && enabled.on(Item::DumpPrivilege) {
         let consistency = st.mydumper.consistency().to_ascii_lowercase();
         items.push(match grants.as_ref().expect("read above") {
             Ok(g) => check_dump_privilege(
@@ -501,31 +480,31 @@ async fn source_items(
                 &literal_schemas(st.block_allow_list.as_ref()),
                 &consistency,
             ),
-            Err(e) => grants_unreadable("dump_privilege", id, e),
+            Err(e) => grants_unreadable(Item::DumpPrivilege, id, e),
         });
     } else if !mode.dumps()
-        && enabled.on("meta_position")
+        && enabled.on(Item::MetaPosition)
         && let Some(meta) = st.meta.as_ref().filter(|m| !m.binlog_name.is_empty())
     {
         items.push(check_meta_position(conn, id, &meta.binlog_name, meta.binlog_pos).await);
     }
     if mode.syncs() {
         items.extend(check_binlog_vars(id, &facts, enabled));
-        if enabled.on("replication_privilege") {
+        if enabled.on(Item::ReplicationPrivilege) {
             items.push(match grants.as_ref().expect("read above") {
                 Ok(g) => check_replication_privilege(id, g),
-                Err(e) => grants_unreadable("replication_privilege", id, e),
+                Err(e) => grants_unreadable(Item::ReplicationPrivilege, id, e),
             });
         }
     }
-    if enabled.on("table_schema") {
+    if enabled.on(Item::TableSchema) {
         let keyed = keyed_tables(conn, &tables).await?;
         items.push(check_table_keys(id, &tables, &keyed));
     }
     Ok(items)
 }
 
-fn grants_unreadable(item: &str, source: &str, e: &str) -> CheckItem {
+fn grants_unreadable(item: Item, source: &str, e: &str) -> CheckItem {
     CheckItem::fail(
         item,
         source,
@@ -546,7 +525,7 @@ fn check_version(source: &str, version: &str) -> CheckItem {
     let is_mariadb = version.to_ascii_lowercase().contains("mariadb");
     let Some(v) = parse_version(version) else {
         return CheckItem::warn(
-            "version",
+            Item::Version,
             source,
             format!("cannot parse the upstream version `{version}`"),
             "Use MySQL 5.6 to 8.4 or MariaDB 10.1.2 or later.",
@@ -559,7 +538,7 @@ fn check_version(source: &str, version: &str) -> CheckItem {
     };
     if v < min {
         CheckItem::warn(
-            "version",
+            Item::Version,
             source,
             format!(
                 "version suggested at least {}.{}.{} but got {version}",
@@ -569,7 +548,7 @@ fn check_version(source: &str, version: &str) -> CheckItem {
         )
     } else if v >= max {
         CheckItem::warn(
-            "version",
+            Item::Version,
             source,
             format!(
                 "version suggested earlier than {}.{}.{} but got {version}",
@@ -578,7 +557,7 @@ fn check_version(source: &str, version: &str) -> CheckItem {
             "Use a supported upstream version; otherwise data inconsistency or task errors may occur.",
         )
     } else {
-        CheckItem::success("version", source)
+        CheckItem::success(Item::Version, source)
     }
 }
 
@@ -586,53 +565,50 @@ fn check_version(source: &str, version: &str) -> CheckItem {
 fn check_binlog_vars(source: &str, facts: &ServerFacts, enabled: &Enabled) -> Vec<CheckItem> {
     let var = |n: &str| facts.vars.get(n).cloned().unwrap_or_default();
     let mut items = Vec::new();
-    if enabled.on("server_id") {
+    if enabled.on(Item::ServerId) {
         let id = var("server_id");
         items.push(if id.parse::<u64>().unwrap_or(0) > 0 {
-            CheckItem::success("server_id", source)
+            CheckItem::success(Item::ServerId, source)
         } else {
-            CheckItem::fail(
-                "server_id",
+            CheckItem::fail(Item::ServerId,
                 source,
                 format!("server_id is `{id}`, it must be greater than 0"),
                 "Set server_id greater than 0 in the upstream's my.cnf (and SET GLOBAL server_id), or errors might happen in master/slave switchover.",
             )
         });
     }
-    if enabled.on("binlog_enable") {
-        let v = var("log_bin");
-        items.push(if v.eq_ignore_ascii_case("on") || v == "1" {
-            CheckItem::success("binlog_enable", source)
+    let binlog = BinlogSettings::from_vars(|n| facts.vars.get(n).cloned());
+    if enabled.on(Item::BinlogEnable) {
+        let v = &binlog.log_bin;
+        items.push(if binlog.log_bin_on() {
+            CheckItem::success(Item::BinlogEnable, source)
         } else {
             CheckItem::fail(
-                "binlog_enable",
+                Item::BinlogEnable,
                 source,
                 format!("log_bin is `{v}`, and should be ON"),
                 codes::TASK_CHECK_BINLOG_DISABLED.workaround,
             )
         });
     }
-    if enabled.on("binlog_format") {
-        let v = var("binlog_format");
-        items.push(if v.eq_ignore_ascii_case("row") {
-            CheckItem::success("binlog_format", source)
+    if enabled.on(Item::BinlogFormat) {
+        let v = &binlog.format;
+        items.push(if binlog.row_format() {
+            CheckItem::success(Item::BinlogFormat, source)
         } else {
-            CheckItem::fail(
-                "binlog_format",
+            CheckItem::fail(Item::BinlogFormat,
                 source,
                 format!("binlog_format is `{v}`, and should be ROW"),
                 "Execute `SET GLOBAL binlog_format = ROW` on the upstream and set it in my.cnf, then check again.",
             )
         });
     }
-    if enabled.on("binlog_row_image") {
-        // Servers older than MySQL 5.6.2 / MariaDB 10.1.6 have no such variable: always full.
-        let v = var("binlog_row_image");
-        items.push(if v.is_empty() || v.eq_ignore_ascii_case("full") {
-            CheckItem::success("binlog_row_image", source)
+    if enabled.on(Item::BinlogRowImage) {
+        let v = &binlog.row_image;
+        items.push(if binlog.full_image() {
+            CheckItem::success(Item::BinlogRowImage, source)
         } else {
-            CheckItem::fail(
-                "binlog_row_image",
+            CheckItem::fail(Item::BinlogRowImage,
                 source,
                 format!("binlog_row_image is `{v}`, and should be FULL"),
                 "Execute `SET GLOBAL binlog_row_image = FULL` on the upstream and set it in my.cnf, then check again.",
@@ -648,7 +624,7 @@ async fn check_meta_position(conn: &mut Conn, source: &str, name: &str, pos: u32
         Ok(r) => r,
         Err(e) => {
             return CheckItem::fail(
-                "meta_position",
+                Item::MetaPosition,
                 source,
                 format!("cannot list the upstream's binlog files: {e}"),
                 "Grant REPLICATION CLIENT (MariaDB: BINLOG MONITOR) to the account, or ignore `meta_position`.",
@@ -661,7 +637,7 @@ async fn check_meta_position(conn: &mut Conn, source: &str, name: &str, pos: u32
         .collect();
     match files.iter().find(|(f, _)| f == name) {
         None => CheckItem::fail(
-            "meta_position",
+            Item::MetaPosition,
             source,
             format!(
                 "binlog file `{name}` of meta is not on the upstream (it has {} files)",
@@ -670,248 +646,22 @@ async fn check_meta_position(conn: &mut Conn, source: &str, name: &str, pos: u32
             "Set meta.binlog-name to a file listed by SHOW BINARY LOGS; a purged file cannot be replicated from.",
         ),
         Some((_, size)) if u64::from(pos) > *size => CheckItem::fail(
-            "meta_position",
+            Item::MetaPosition,
             source,
             format!("binlog-pos {pos} is past the end of `{name}` ({size} bytes)"),
             "Set meta.binlog-pos to an event start inside the file.",
         ),
-        Some(_) => CheckItem::success("meta_position", source),
+        Some(_) => CheckItem::success(Item::MetaPosition, source),
     }
-}
-
-/// The privileges an account holds, from `SHOW GRANTS`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Grants {
-    /// Privileges on `*.*`.
-    global: BTreeSet<String>,
-    /// (database LIKE pattern, privileges) for `db.*` grants.
-    dbs: Vec<(String, BTreeSet<String>)>,
-    /// (database, table, privileges) for whole-table grants (column grants are left out).
-    tables: Vec<(String, String, BTreeSet<String>)>,
-    /// Roles granted to the account (`GRANT role TO user`).
-    pub roles: Vec<String>,
-}
-
-/// Splits `a, b (x, y), c` at top-level commas.
-fn split_privileges(list: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut depth = 0;
-    let mut cur = String::new();
-    for ch in list.chars() {
-        match ch {
-            '(' => {
-                depth += 1;
-                cur.push(ch);
-            }
-            ')' => {
-                depth -= 1;
-                cur.push(ch);
-            }
-            ',' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    out.push(cur);
-    out.into_iter()
-        .map(|p| {
-            p.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_ascii_uppercase()
-        })
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
-/// Reads one identifier (`` `a``b` `` or bare) from the front of `s`; returns it and the rest.
-fn take_ident(s: &str) -> Option<(String, &str)> {
-    if let Some(rest) = s.strip_prefix('`') {
-        let mut out = String::new();
-        let mut chars = rest.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if c == '`' {
-                if matches!(chars.peek(), Some((_, '`'))) {
-                    chars.next();
-                    out.push('`');
-                } else {
-                    return Some((out, &rest[i + 1..]));
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        None
-    } else {
-        let end = s.find(['.', ' ']).unwrap_or(s.len());
-        (end > 0).then(|| (s[..end].to_string(), &s[end..]))
-    }
-}
-
-impl Grants {
-    /// Parses the lines of `SHOW GRANTS`. Column-level, routine and proxy grants are left
-    /// out; `BINLOG MONITOR` (MariaDB ≥ 10.5) counts as `REPLICATION CLIENT`.
-    pub fn parse<S: AsRef<str>>(lines: &[S]) -> Self {
-        let mut g = Self::default();
-        for line in lines {
-            g.add_line(line.as_ref());
-        }
-        g
-    }
-
-    fn add_line(&mut self, line: &str) {
-        let Some(body) = line.trim().strip_prefix("GRANT ") else {
-            return;
-        };
-        let Some((privs, rest)) = body.split_once(" ON ") else {
-            // `GRANT role TO user`.
-            if let Some((role, _)) = body.split_once(" TO ")
-                && let Some((name, _)) = take_ident(role.trim())
-            {
-                self.roles.push(name);
-            }
-            return;
-        };
-        let Some((target, _)) = rest.split_once(" TO ") else {
-            return;
-        };
-        let mut set = BTreeSet::new();
-        for p in split_privileges(privs) {
-            if p.contains('(') {
-                continue; // column privilege: not the whole table
-            }
-            let p = match p.as_str() {
-                "ALL" => "ALL PRIVILEGES".to_string(),
-                "BINLOG MONITOR" => "REPLICATION CLIENT".to_string(),
-                _ => p,
-            };
-            set.insert(p);
-        }
-        let target = target.trim();
-        if target == "*.*" {
-            self.global.extend(set);
-            return;
-        }
-        let upper = target.to_ascii_uppercase();
-        if upper.starts_with("FUNCTION ")
-            || upper.starts_with("PROCEDURE ")
-            || upper.starts_with("PACKAGE ")
-        {
-            return;
-        }
-        let Some((db, rest)) = take_ident(target) else {
-            return;
-        };
-        let Some(rest) = rest.strip_prefix('.') else {
-            return;
-        };
-        if rest == "*" {
-            self.dbs.push((db, set));
-        } else if let Some((table, _)) = take_ident(rest) {
-            self.tables.push((db, table, set));
-        }
-    }
-
-    /// Adds the privileges of a granted role.
-    pub fn merge(&mut self, other: Grants) {
-        self.global.extend(other.global);
-        self.dbs.extend(other.dbs);
-        self.tables.extend(other.tables);
-    }
-
-    fn covers(set: &BTreeSet<String>, privilege: &str) -> bool {
-        set.contains(privilege) || set.contains("ALL PRIVILEGES")
-    }
-
-    /// Whether `privilege` is held on `*.*`.
-    pub fn has_global(&self, privilege: &str) -> bool {
-        Self::covers(&self.global, privilege)
-    }
-
-    /// Whether `privilege` is held on all of `db`, or on some table of it (enough to read
-    /// what the grant covers).
-    pub fn has_on_db(&self, privilege: &str, db: &str) -> bool {
-        self.has_global(privilege)
-            || self
-                .dbs
-                .iter()
-                .any(|(pat, set)| like_match(pat, db) && Self::covers(set, privilege))
-            || self
-                .tables
-                .iter()
-                .any(|(d, _, set)| d == db && Self::covers(set, privilege))
-    }
-
-    /// Whether `privilege` is held on the whole table `db`.`table`.
-    pub fn has_on_table(&self, privilege: &str, db: &str, table: &str) -> bool {
-        self.has_global(privilege)
-            || self
-                .dbs
-                .iter()
-                .any(|(pat, set)| like_match(pat, db) && Self::covers(set, privilege))
-            || self
-                .tables
-                .iter()
-                .any(|(d, t, set)| d == db && t == table && Self::covers(set, privilege))
-    }
-}
-
-/// SQL `LIKE` as grants use it for database names: `%` any run, `_` one character, `\`
-/// escapes the next character.
-pub fn like_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('%', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('_', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some(('\\', rest)) if !rest.is_empty() => {
-                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
-            }
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
-/// `SHOW GRANTS` of the current account, with the grants of its roles merged in.
-async fn read_grants(conn: &mut Conn) -> Result<Grants, String> {
-    let lines: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| e.to_string())?;
-    let mut grants = Grants::parse(&lines);
-    for role in grants.roles.clone() {
-        let sql = format!("SHOW GRANTS FOR {}", quote_string(&role));
-        // A role the account cannot inspect adds nothing.
-        if let Ok(lines) = conn.query::<String, _>(sql).await {
-            grants.merge(Grants::parse(&lines));
-        }
-    }
-    Ok(grants)
-}
-
-/// `lack of X global (*.*) privilege; lack of Y ...`.
-fn lacking_global(grants: &Grants, required: &[&str]) -> Vec<String> {
-    required
-        .iter()
-        .filter(|p| !grants.has_global(p))
-        .map(|p| p.to_string())
-        .collect()
-}
-
-fn lack_message(lacking: &[String]) -> String {
-    lacking
-        .iter()
-        .map(|p| format!("lack of {p} global (*.*) privilege"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn check_replication_privilege(source: &str, grants: &Grants) -> CheckItem {
     let lacking = lacking_global(grants, &["REPLICATION SLAVE", "REPLICATION CLIENT"]);
     if lacking.is_empty() {
-        return CheckItem::success("replication_privilege", source);
+        return CheckItem::success(Item::ReplicationPrivilege, source);
     }
     CheckItem::fail(
-        "replication_privilege",
+        Item::ReplicationPrivilege,
         source,
         lack_message(&lacking),
         format!(
@@ -1002,10 +752,10 @@ fn check_dump_privilege(
         }
     }
     if problems.is_empty() {
-        return CheckItem::success("dump_privilege", source);
+        return CheckItem::success(Item::DumpPrivilege, source);
     }
     CheckItem::fail(
-        "dump_privilege",
+        Item::DumpPrivilege,
         source,
         problems.join("; "),
         format!(
@@ -1052,10 +802,10 @@ fn check_table_keys(
         .filter(|t| !keyed.contains(&(t.schema.clone(), t.name.clone())))
         .collect();
     if unkeyed.is_empty() {
-        return CheckItem::success("table_schema", source);
+        return CheckItem::success(Item::TableSchema, source);
     }
     CheckItem::warn(
-        "table_schema",
+        Item::TableSchema,
         source,
         format!(
             "{} table{} without a primary key or unique key: {}",
@@ -1075,7 +825,7 @@ async fn check_downstream(
 ) -> Vec<CheckItem> {
     let Some(target) = task.target_database.as_ref() else {
         return vec![CheckItem::fail(
-            DOWNSTREAM_CONNECTION,
+            Item::DownstreamConnection,
             "",
             "the task has no target-database",
             "Set target-database in the task.",
@@ -1085,7 +835,7 @@ async fn check_downstream(
         Ok(c) => c,
         Err(e) => {
             return vec![CheckItem::fail(
-                DOWNSTREAM_CONNECTION,
+                Item::DownstreamConnection,
                 "",
                 format!("cannot connect to {}: {e}", addr(target)),
                 "Check that the target is running and reachable from dm-master, and target-database's host, port, user and password.",
@@ -1095,7 +845,7 @@ async fn check_downstream(
     if let Err(e) = try_session(&mut conn, &target.session_sql()).await {
         let _ = conn.disconnect().await;
         return vec![CheckItem::fail(
-            DOWNSTREAM_CONNECTION,
+            Item::DownstreamConnection,
             "",
             format!(
                 "{} refused the task's `target-database.session`: {e}",
@@ -1104,19 +854,19 @@ async fn check_downstream(
             "Remove or correct the session variable in `target-database.session` (variables of another server kind, e.g. TiDB's `tidb_*` on MySQL or MariaDB, do not exist).",
         )];
     }
-    let mut items = vec![CheckItem::success(DOWNSTREAM_CONNECTION, "")];
-    if enabled.on("target_privilege") {
+    let mut items = vec![CheckItem::success(Item::DownstreamConnection, "")];
+    if enabled.on(Item::TargetPrivilege) {
         let grants = tokio::time::timeout(SERVER_CHECK_TIMEOUT, read_grants(&mut conn)).await;
         items.push(match grants {
             Ok(Ok(g)) => check_target_privilege(&g),
             Ok(Err(e)) => CheckItem::warn(
-                "target_privilege",
+                Item::TargetPrivilege,
                 "",
                 format!("cannot read the target account's grants: {e}"),
                 "Check the account may run SHOW GRANTS, or ignore `target_privilege`.",
             ),
             Err(_) => CheckItem::warn(
-                "target_privilege",
+                Item::TargetPrivilege,
                 "",
                 "SHOW GRANTS on the target did not answer in time",
                 "Check the target is not overloaded.",
@@ -1135,11 +885,11 @@ fn check_target_privilege(grants: &Grants) -> CheckItem {
         ],
     );
     if lacking.is_empty() {
-        return CheckItem::success("target_privilege", "");
+        return CheckItem::success(Item::TargetPrivilege, "");
     }
     // The tables written are not all known in advance, so this is a warning, as in DM.
     CheckItem::warn(
-        "target_privilege",
+        Item::TargetPrivilege,
         "",
         lack_message(&lacking),
         format!(
@@ -1160,55 +910,6 @@ mod tests {
             rows_estimate: 0,
             avg_row_length: 0,
         }
-    }
-
-    #[test]
-    fn grants_parse_global_db_table_and_roles() {
-        let g = Grants::parse(&[
-            "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*AB'",
-            "GRANT SELECT, INSERT ON `shop\\_%`.* TO `u`@`%`",
-            "GRANT SELECT (`a`, `b`), UPDATE ON `x`.`t``1` TO `u`@`%`",
-            "GRANT EXECUTE ON PROCEDURE `x`.`p` TO `u`@`%`",
-            "GRANT `reader` TO `u`@`%`",
-        ]);
-        assert!(g.has_global("RELOAD"));
-        assert!(
-            g.has_global("REPLICATION CLIENT"),
-            "BINLOG MONITOR is REPLICATION CLIENT"
-        );
-        assert!(!g.has_global("SELECT"));
-        assert!(g.has_on_table("SELECT", "shop_1", "orders"));
-        assert!(
-            !g.has_on_table("SELECT", "shopx1", "orders"),
-            "`\\_` is a literal underscore"
-        );
-        assert!(
-            !g.has_on_table("SELECT", "x", "t`1"),
-            "a column grant is not the table"
-        );
-        assert!(g.has_on_table("UPDATE", "x", "t`1"));
-        assert_eq!(g.roles, vec!["reader".to_string()]);
-    }
-
-    #[test]
-    fn all_privileges_cover_everything() {
-        let g =
-            Grants::parse(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]);
-        assert!(g.has_global("REPLICATION SLAVE"));
-        assert!(g.has_on_table("SELECT", "a", "b"));
-        let g = Grants::parse(&["GRANT ALL ON `d`.* TO `u`@`%`"]);
-        assert!(g.has_on_table("SELECT", "d", "t"));
-        assert!(!g.has_global("SELECT"));
-    }
-
-    #[test]
-    fn like_patterns() {
-        assert!(like_match("a%", "abc"));
-        assert!(like_match("a_c", "abc"));
-        assert!(!like_match("a\\_c", "abc"));
-        assert!(like_match("a\\_c", "a_c"));
-        assert!(like_match("%", ""));
-        assert!(!like_match("abc", "abcd"));
     }
 
     #[test]
@@ -1299,8 +1000,8 @@ mod tests {
     #[test]
     fn report_json_and_result() {
         let ok = CheckReport::new(vec![
-            CheckItem::success("version", "s1"),
-            CheckItem::warn("table_schema", "s1", "1 table without a key", "add one"),
+            CheckItem::success(Item::Version, "s1"),
+            CheckItem::warn(Item::TableSchema, "s1", "1 table without a key", "add one"),
         ]);
         assert!(ok.passed);
         let v: serde_json::Value = serde_json::from_str(&ok.to_json()).unwrap();
@@ -1315,7 +1016,7 @@ mod tests {
         assert_ne!(ok.check_result(), "pre-check is passed. ");
 
         let bad = CheckReport::new(vec![CheckItem::fail(
-            "replication_privilege",
+            Item::ReplicationPrivilege,
             "s1",
             "lack of REPLICATION SLAVE global (*.*) privilege",
             "grant it",
@@ -1331,7 +1032,7 @@ mod tests {
         );
 
         let missing = CheckReport::new(vec![CheckItem::fail(
-            SOURCE_EXIST,
+            Item::SourceExist,
             "nope",
             "source `nope` does not exist",
             "",

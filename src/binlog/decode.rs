@@ -62,18 +62,14 @@ use std::fmt;
 use mysql_async::binlog::events::TableMapEvent;
 use mysql_common::proto::MySerialize;
 
-use self::json::json_binary_to_text;
+pub use super::codec::DecodeError;
+use super::codec::be_uint;
+use super::json::json_binary_to_text;
 use super::value::{
     ColumnInfo, SqlType, Value, check_decimal, datetime2_len, datetime2_value, decimal_size,
     decode_decimal, maria_datetime_len, maria_datetime_value, maria_time_len, maria_time_value,
     maria_timestamp_value, time2_len, time2_value, timestamp2_len, timestamp2_value,
 };
-use crate::error::codes::ErrorCode;
-use crate::error::{DmError, HasCode, codes};
-
-// NOTE: declared here rather than in `binlog/mod.rs`; the file is `src/binlog/json.rs`.
-#[path = "json.rs"]
-pub mod json;
 
 /// Binlog event type numbers of rows events.
 pub mod event_types {
@@ -87,98 +83,6 @@ pub mod event_types {
     /// MariaDB `WRITE_ROWS_COMPRESSED_EVENT_V1`; 166–171 are the compressed rows events.
     pub const MARIA_FIRST_COMPRESSED_ROWS: u8 = 166;
     pub const MARIA_LAST_COMPRESSED_ROWS: u8 = 171;
-}
-
-/// Why a TABLE_MAP or rows event could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The TABLE_MAP and the tracked schema disagree on the number of columns.
-    #[error(
-        "table `{schema}`.`{table}` has {binlog} columns in the binlog but {tracked} in the tracked schema"
-    )]
-    ColumnCountMismatch {
-        schema: String,
-        table: String,
-        binlog: usize,
-        tracked: usize,
-    },
-    /// A rows event has a different column count than its TABLE_MAP.
-    #[error("rows event has {event} columns but table id {table_id} has {plan}")]
-    RowColumnCountMismatch {
-        table_id: u64,
-        event: u64,
-        plan: usize,
-    },
-    /// A rows event for another table than the plan's.
-    #[error("rows event is for table id {event} but the plan is for table id {plan}")]
-    TableIdMismatch { event: u64, plan: u64 },
-    /// An event type that is not a rows event.
-    #[error("event type {event_type} is not a rows event")]
-    NotRowsEvent { event_type: u8 },
-    /// A column wire type this decoder does not handle.
-    #[error("column {column} (`{name}`) has unsupported binlog type {type_code}")]
-    UnsupportedColumnType {
-        column: usize,
-        name: String,
-        type_code: u8,
-    },
-    /// A feature this decoder does not handle (compressed or partial rows events).
-    #[error("unsupported: {what}")]
-    Unsupported { what: String },
-    /// The event ends before the data it announces.
-    #[error("event truncated: {need} bytes needed at offset {at}")]
-    Truncated { at: usize, need: usize },
-    /// Data that cannot be valid (bad metadata, digit groups out of range, …).
-    #[error("invalid data: {what}")]
-    Invalid { what: String },
-    /// A value of one column failed; `source` says how.
-    #[error("column {column} cannot be decoded")]
-    Column {
-        column: usize,
-        #[source]
-        source: Box<DecodeError>,
-    },
-}
-
-impl HasCode for DecodeError {
-    fn code(&self) -> &'static ErrorCode {
-        match self {
-            Self::ColumnCountMismatch { .. } | Self::RowColumnCountMismatch { .. } => {
-                &codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH
-            }
-            Self::TableIdMismatch { .. }
-            | Self::NotRowsEvent { .. }
-            | Self::UnsupportedColumnType { .. }
-            | Self::Unsupported { .. }
-            | Self::Truncated { .. }
-            | Self::Invalid { .. }
-            | Self::Column { .. } => &codes::NOT_SET,
-        }
-    }
-}
-
-impl DecodeError {
-    /// The boundary error: this error's code and message, its source chain as causes.
-    pub fn to_dm(&self) -> DmError {
-        let mut dm = DmError::new(self.code(), self.to_string());
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            dm = dm.with_cause_text(s.to_string());
-            source = s.source();
-        }
-        dm
-    }
-
-    fn in_column(self, column: usize) -> Self {
-        Self::Column {
-            column,
-            source: Box::new(self),
-        }
-    }
-
-    pub(crate) fn invalid(what: impl Into<String>) -> Self {
-        Self::Invalid { what: what.into() }
-    }
 }
 
 /// What a rows event did.
@@ -842,11 +746,6 @@ fn bytes_value(data: &[u8], out: Out) -> Value {
 #[inline]
 fn le_uint(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x))
-}
-
-#[inline]
-pub(crate) fn be_uint(b: &[u8]) -> u64 {
-    b.iter().fold(0, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 /// A bounds-checked cursor over an event body.

@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use super::DecodeError;
+use super::codec::DecodeError;
 use crate::binlog::value::{decode_decimal, unpack_datetime_packed, unpack_time_packed};
 
 const SMALL_OBJECT: u8 = 0x00;

@@ -25,7 +25,7 @@
 //! The end of this file decodes the fixed binary forms of one value (DECIMAL, TIME2,
 //! DATETIME2, TIMESTAMP2, MariaDB's pre-10.1 temporals, MySQL's packed temporals), shared by
 //! the rows decoder ([`super::decode`], whose docs describe the formats) and MySQL's binary
-//! JSON ([`super::decode::json`]).
+//! JSON ([`super::json`]).
 //!
 //! # Binding and literals
 //!
@@ -38,8 +38,9 @@ use std::fmt::Write as _;
 
 use mysql_async::prelude::Queryable;
 
-use super::decode::{DecodeError, be_uint};
+use super::codec::{DecodeError, be_uint};
 use crate::error::{DmError, codes};
+pub use crate::syntax::push_quoted;
 
 /// One column value of a row image.
 #[derive(Debug, Clone, PartialEq)]
@@ -632,48 +633,6 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out.push('\'');
-}
-
-/// A single-quoted string with MySQL's backslash escapes for `\`, `'`, `"`, NUL, `\n`, `\r`
-/// and Ctrl-Z (the set `mysql_real_escape_string` uses).
-pub fn push_quoted(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('\'');
-    // The escaped characters are ASCII, which never occurs inside a multi-byte UTF-8
-    // sequence: scan bytes and copy the runs between them whole.
-    let bytes = s.as_bytes();
-    let mut clean = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let Some(k) = next_escape(&bytes[i..]) else {
-            break;
-        };
-        i += k;
-        let esc = match bytes[i] {
-            b'\\' => "\\\\",
-            b'\'' => "\\'",
-            b'"' => "\\\"",
-            0 => "\\0",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            _ => "\\Z",
-        };
-        out.push_str(&s[clean..i]);
-        out.push_str(esc);
-        i += 1;
-        clean = i;
-    }
-    out.push_str(&s[clean..]);
-    out.push('\'');
-}
-
-/// The offset of the first byte [`push_quoted`] escapes (`\`, `'`, `"`, NUL, `\n`, `\r`,
-/// Ctrl-Z), found with vectorised searches that each stop at the previous one's hit.
-fn next_escape(b: &[u8]) -> Option<usize> {
-    let a = memchr::memchr3(b'\\', b'\'', b'"', b).unwrap_or(b.len());
-    let c = memchr::memchr3(0, b'\n', b'\r', &b[..a]).unwrap_or(a);
-    let d = memchr::memchr(0x1a, &b[..c]).unwrap_or(c);
-    (d < b.len()).then_some(d)
 }
 
 /// Civil UTC date and time of epoch second `secs` (proleptic Gregorian); 0 is the zero

@@ -129,7 +129,7 @@ impl DbConfig {
                     format!("SET SESSION {k} = {}", v.as_text())
                 }
                 SessionValue::Text(t) => {
-                    format!("SET SESSION {k} = {}", crate::sql::quote_string(t))
+                    format!("SET SESSION {k} = {}", crate::syntax::quote_string(t))
                 }
             })
             .collect()

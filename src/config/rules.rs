@@ -336,7 +336,7 @@ impl ExpressionFilter {
             if expr.is_empty() {
                 continue;
             }
-            if let Err(e) = crate::sql::parse_expression(expr) {
+            if let Err(e) = crate::syntax::parse_expression(expr) {
                 issues.push(
                     format!("{key}.{field}"),
                     &codes::CONFIG_EXPR_FILTER_WRONG_GRAMMAR,

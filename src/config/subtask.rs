@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::db::DbConfig;
 use super::rules::{BaList, BinlogEventRule, ExpressionFilter, RouteRule};
 use super::source::SourceConfig;
+use super::task::ShardMode;
 use super::task::{
     Experimental, LoaderConfig, Meta, MydumperConfig, SyncerConfig, TaskConfig, TaskMode,
     ValidatorConfig,
@@ -19,7 +20,8 @@ use crate::error::{DmError, codes};
 pub struct SubTaskConfig {
     pub name: String,
     pub task_mode: TaskMode,
-    pub shard_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_mode: Option<ShardMode>,
     pub strict_optimistic_shard_mode: bool,
     pub online_ddl: bool,
     pub shadow_table_rules: Vec<String>,
@@ -107,7 +109,7 @@ impl TaskConfig {
                 SubTaskConfig {
                     name: self.name.clone(),
                     task_mode: self.mode(),
-                    shard_mode: self.shard_mode.clone(),
+                    shard_mode: self.shard(),
                     strict_optimistic_shard_mode: self.strict_optimistic_shard_mode,
                     online_ddl: self.online_ddl,
                     shadow_table_rules: self.shadow_table_rules.clone(),

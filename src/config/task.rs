@@ -88,6 +88,92 @@ pub enum ShardMode {
     Optimistic,
 }
 
+/// A keyword a setting takes (`task-mode`, `shard-mode`).
+pub trait KeywordValue: Copy {
+    /// The value named `s`, if known.
+    fn parse(s: &str) -> Option<Self>;
+    /// Its name in the file.
+    fn name(self) -> &'static str;
+}
+
+impl KeywordValue for TaskMode {
+    fn parse(s: &str) -> Option<Self> {
+        TaskMode::parse(s)
+    }
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// `shard-mode`: empty means no shard DDL coordination.
+impl KeywordValue for Option<ShardMode> {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" => Some(None),
+            "pessimistic" => Some(Some(ShardMode::Pessimistic)),
+            "optimistic" => Some(Some(ShardMode::Optimistic)),
+            _ => None,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            None => "",
+            Some(ShardMode::Pessimistic) => "pessimistic",
+            Some(ShardMode::Optimistic) => "optimistic",
+        }
+    }
+}
+
+/// A keyword setting as the file wrote it: a value dm-rs knows, or text that validation
+/// refuses with the setting's own error code. (Failing the deserialization instead would stop
+/// the parse at the first bad keyword, and one error could no longer list every problem of
+/// the file.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyword<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<T: KeywordValue> Keyword<T> {
+    /// The value, when known (always, once validated).
+    pub fn known(&self) -> Option<T> {
+        match self {
+            Keyword::Known(t) => Some(*t),
+            Keyword::Unknown(_) => None,
+        }
+    }
+
+    /// The text as written.
+    pub fn text(&self) -> &str {
+        match self {
+            Keyword::Known(t) => t.name(),
+            Keyword::Unknown(s) => s,
+        }
+    }
+}
+
+impl<T: KeywordValue> From<&str> for Keyword<T> {
+    fn from(s: &str) -> Self {
+        match T::parse(s) {
+            Some(t) => Keyword::Known(t),
+            None => Keyword::Unknown(s.to_string()),
+        }
+    }
+}
+
+impl<T: KeywordValue> Serialize for Keyword<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text())
+    }
+}
+
+impl<'de, T: KeywordValue> Deserialize<'de> for Keyword<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Keyword::from(s.as_str()))
+    }
+}
+
 /// `meta` of a `mysql-instances` item: where an incremental task starts without a checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -558,10 +644,10 @@ pub struct Experimental {
 #[serde(default, rename_all = "kebab-case")]
 pub struct TaskConfig {
     pub name: String,
-    pub task_mode: String,
+    pub task_mode: Keyword<TaskMode>,
     /// Legacy switch: `true` with an empty `shard-mode` means pessimistic.
     pub is_sharding: bool,
-    pub shard_mode: String,
+    pub shard_mode: Keyword<Option<ShardMode>>,
     pub strict_optimistic_shard_mode: bool,
     pub ignore_checking_items: Vec<String>,
     pub meta_schema: String,
@@ -613,9 +699,9 @@ impl Default for TaskConfig {
     fn default() -> Self {
         Self {
             name: String::new(),
-            task_mode: String::new(),
+            task_mode: Keyword::Unknown(String::new()),
             is_sharding: false,
-            shard_mode: String::new(),
+            shard_mode: Keyword::Known(None),
             strict_optimistic_shard_mode: false,
             ignore_checking_items: Vec::new(),
             meta_schema: "dm_meta".into(),
@@ -691,14 +777,13 @@ impl TaskConfig {
 
     /// The task-mode (valid after validation).
     pub fn mode(&self) -> TaskMode {
-        TaskMode::parse(&self.task_mode).unwrap_or(TaskMode::All)
+        self.task_mode.known().unwrap_or(TaskMode::All)
     }
 
     /// The shard mode, with the legacy `is-sharding` folded in.
     pub fn shard(&self) -> Option<ShardMode> {
-        match self.shard_mode.as_str() {
-            "pessimistic" => Some(ShardMode::Pessimistic),
-            "optimistic" => Some(ShardMode::Optimistic),
+        match self.shard_mode.known() {
+            Some(Some(m)) => Some(m),
             _ if self.is_sharding => Some(ShardMode::Pessimistic),
             _ => None,
         }
@@ -706,10 +791,10 @@ impl TaskConfig {
 
     /// Folds aliases and deprecated keys into their current form (after validation).
     fn adjust_defaults(&mut self) {
-        if self.shard_mode.is_empty() && self.is_sharding {
-            self.shard_mode = "pessimistic".into();
+        if self.shard_mode == Keyword::Known(None) && self.is_sharding {
+            self.shard_mode = Keyword::Known(Some(ShardMode::Pessimistic));
         }
-        self.is_sharding = !self.shard_mode.is_empty();
+        self.is_sharding = self.shard().is_some();
         if self.block_allow_list.is_empty() && !self.black_white_list.is_empty() {
             self.block_allow_list = std::mem::take(&mut self.black_white_list);
         }
@@ -740,24 +825,21 @@ impl TaskConfig {
         if self.name.trim().is_empty() {
             issues.push("name", &codes::CONFIG_TASK_NAME_EMPTY, "task name is empty");
         }
-        if TaskMode::parse(&self.task_mode).is_none() {
+        if let Keyword::Unknown(m) = &self.task_mode {
             issues.push(
                 "task-mode",
                 &codes::CONFIG_INVALID_TASK_MODE,
-                format!(
-                    "`{}` is not one of all, full, incremental, dump, load, load&sync",
-                    self.task_mode
-                ),
+                format!("`{m}` is not one of all, full, incremental, dump, load, load&sync"),
             );
         }
-        if !["", "pessimistic", "optimistic"].contains(&self.shard_mode.as_str()) {
+        if let Keyword::Unknown(m) = &self.shard_mode {
             issues.push(
                 "shard-mode",
                 &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
-                format!("`{}` is not pessimistic or optimistic", self.shard_mode),
+                format!("`{m}` is not pessimistic or optimistic"),
             );
         }
-        if self.strict_optimistic_shard_mode && self.shard_mode != "optimistic" {
+        if self.strict_optimistic_shard_mode && self.shard() != Some(ShardMode::Optimistic) {
             issues.push(
                 "strict-optimistic-shard-mode",
                 &codes::CONFIG_STRICT_OPTIMISTIC_SHARD_MODE,

@@ -83,14 +83,14 @@ pub fn error(code: &ErrorCode, what: impl Into<String>, e: mysql_async::Error) -
 /// Statements every downstream connection starts with: UTC for TIMESTAMP literals, a
 /// permissive sql_mode so upstream values (zero dates, explicit 0 in AUTO_INCREMENT) land as
 /// they are, no foreign key checks (as DM) unless the task's session says otherwise, then the
-/// task's own `session` settings.
-pub fn downstream_session(cfg: &crate::config::SubTaskConfig) -> Vec<String> {
+/// task's own `session` settings (`target-database.session`, as statements).
+pub fn downstream_session(task_session: Vec<String>) -> Vec<String> {
     let mut s = vec![
         "SET SESSION time_zone = '+00:00'".to_string(),
         "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'".to_string(),
         "SET SESSION foreign_key_checks = 0".to_string(),
     ];
-    s.extend(cfg.to.session_sql());
+    s.extend(task_session);
     s
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::DmError;
+use crate::ids::SubtaskKey;
 use crate::store::etcd::ha::{Fence, Stage};
 
 /// A worker's scheduling stage (DM's names).
@@ -58,14 +59,13 @@ pub struct ClusterView {
     pub workers: BTreeMap<String, WorkerView>,
     /// source → bound worker.
     pub bound: BTreeMap<String, String>,
-    /// (task, source) → subtask.
-    pub subtasks: BTreeMap<(String, String), SubtaskView>,
+    pub subtasks: BTreeMap<SubtaskKey, SubtaskView>,
 }
 
 impl ClusterView {
     /// The names of the tasks, sorted.
     pub fn tasks(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.subtasks.keys().map(|(t, _)| t.clone()).collect();
+        let mut t: Vec<String> = self.subtasks.keys().map(|k| k.task.0.clone()).collect();
         t.dedup();
         t
     }
@@ -74,7 +74,7 @@ impl ClusterView {
     pub fn task(&self, task: &str) -> Vec<&SubtaskView> {
         self.subtasks
             .iter()
-            .filter(|((t, _), _)| t == task)
+            .filter(|(k, _)| k.task.0 == task)
             .map(|(_, v)| v)
             .collect()
     }

@@ -121,7 +121,7 @@ impl Router {
             .map(|(i, r)| (format!("route-rules[{i}]"), r.clone()))
             .collect();
         let mut router = Self::new(&named, cfg.case_sensitive)?;
-        router.shard_mode = !cfg.shard_mode.is_empty();
+        router.shard_mode = cfg.shard_mode.is_some();
         for &i in &cfg.shared_route_rules {
             if let Some(r) = router.rules.get_mut(i) {
                 r.merges = true;

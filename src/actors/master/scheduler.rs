@@ -31,14 +31,12 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
+use crate::ids::SubtaskKey;
 use crate::messages::master::*;
 use crate::store::etcd::ha::{
     self, ClusterState, Fence, Guarded, KeepaliveEvent, Op, SourceBound, Stage, SubTaskStage,
     WorkerInfo,
 };
-
-/// (task, source).
-type TaskKey = (String, String);
 
 /// The Scheduler's in-memory mirror of etcd.
 #[derive(Debug, Default, Clone)]
@@ -51,8 +49,8 @@ struct State {
     bound: BTreeMap<String, String>,
     /// worker → its last bound source.
     last_bound: BTreeMap<String, String>,
-    subtasks: BTreeMap<TaskKey, SubTaskConfig>,
-    stages: BTreeMap<TaskKey, Stage>,
+    subtasks: BTreeMap<SubtaskKey, SubTaskConfig>,
+    stages: BTreeMap<SubtaskKey, Stage>,
 }
 
 impl State {
@@ -71,11 +69,9 @@ impl State {
         for (w, b) in cs.bounds {
             st.bound.entry(b.source).or_insert(w);
         }
-        for ((source, task), cfg) in cs.subtasks {
-            st.subtasks.insert((task, source), cfg);
-        }
-        for ((source, task), s) in cs.stages {
-            st.stages.insert((task, source), s.expect);
+        st.subtasks = cs.subtasks;
+        for (k, s) in cs.stages {
+            st.stages.insert(k, s.expect);
         }
         st
     }
@@ -125,16 +121,16 @@ impl State {
     fn task_sources(&self, task: &str) -> Vec<String> {
         self.subtasks
             .keys()
-            .filter(|(t, _)| t == task)
-            .map(|(_, s)| s.clone())
+            .filter(|k| k.task.0 == task)
+            .map(|k| k.source.0.clone())
             .collect()
     }
 
     fn source_tasks(&self, source: &str) -> Vec<String> {
         self.subtasks
             .keys()
-            .filter(|(_, s)| s == source)
-            .map(|(t, _)| t.clone())
+            .filter(|k| k.source.0 == source)
+            .map(|k| k.task.0.clone())
             .collect()
     }
 
@@ -544,7 +540,7 @@ impl Scheduler {
         self.st.sources.remove(&source);
         self.st.bound.remove(&source);
         for t in &tasks {
-            let k = (t.clone(), source.clone());
+            let k = SubtaskKey::new(t, &source);
             self.st.subtasks.remove(&k);
             self.st.stages.remove(&k);
         }
@@ -580,7 +576,7 @@ impl Scheduler {
             .st
             .source_tasks(&source)
             .into_iter()
-            .filter(|t| self.st.stages.get(&(t.clone(), source.clone())) == Some(&Stage::Running))
+            .filter(|t| self.st.stages.get(&SubtaskKey::new(t, &source)) == Some(&Stage::Running))
             .collect();
         self.set_stages(&source, &running, Stage::Paused)
             .await
@@ -635,9 +631,7 @@ impl Scheduler {
         self.write(tasks.iter().map(|t| stage_op(t, source, stage)).collect())
             .await?;
         for t in tasks {
-            self.st
-                .stages
-                .insert((t.clone(), source.to_string()), stage);
+            self.st.stages.insert(SubtaskKey::new(t, source), stage);
         }
         info!(source, tasks = ?tasks, stage = stage.as_str(), "subtask stages set");
         Ok(())
@@ -673,7 +667,7 @@ impl Scheduler {
                 || self
                     .st
                     .subtasks
-                    .contains_key(&(task.clone(), c.source_id.clone()))
+                    .contains_key(&SubtaskKey::new(&task, &c.source_id))
             {
                 exist.push(c.source_id.clone());
             }
@@ -694,7 +688,7 @@ impl Scheduler {
         }
         self.write(ops).await?;
         for c in subtasks {
-            let k = (task.clone(), c.source_id.clone());
+            let k = SubtaskKey::new(&task, &c.source_id);
             self.st.stages.insert(k.clone(), stage);
             self.st.subtasks.insert(k, c);
         }
@@ -735,7 +729,7 @@ impl Scheduler {
         self.check_task_sources(&task, &sources)?;
         let running: Vec<&String> = sources
             .iter()
-            .filter(|s| self.st.stages.get(&(task.clone(), (*s).clone())) == Some(&Stage::Running))
+            .filter(|s| self.st.stages.get(&SubtaskKey::new(&task, *s)) == Some(&Stage::Running))
             .collect();
         if !running.is_empty() {
             return Err(DmError::new(
@@ -750,7 +744,7 @@ impl Scheduler {
         for c in subtasks {
             self.st
                 .subtasks
-                .insert((task.clone(), c.source_id.clone()), c);
+                .insert(SubtaskKey::new(&task, &c.source_id), c);
         }
         info!(task = %task, sources = ?sources, "subtask configs updated");
         Ok(())
@@ -769,11 +763,11 @@ impl Scheduler {
                 format!("invalid new expected subtask stage {}", stage.as_str()),
             ));
         }
-        let targets: Vec<TaskKey> = match &task {
+        let targets: Vec<SubtaskKey> = match &task {
             Some(t) => self
                 .check_task_sources(t, &sources)?
                 .into_iter()
-                .map(|s| (t.clone(), s))
+                .map(|s| SubtaskKey::new(t, s))
                 .collect(),
             None => {
                 for s in &sources {
@@ -782,7 +776,7 @@ impl Scheduler {
                 self.st
                     .subtasks
                     .keys()
-                    .filter(|(_, s)| sources.is_empty() || sources.contains(s))
+                    .filter(|k| sources.is_empty() || sources.contains(&k.source.0))
                     .cloned()
                     .collect()
             }
@@ -790,12 +784,17 @@ impl Scheduler {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(targets.iter().map(|(t, s)| stage_op(t, s, stage)).collect())
-            .await?;
+        self.write(
+            targets
+                .iter()
+                .map(|k| stage_op(&k.task.0, &k.source.0, stage))
+                .collect(),
+        )
+        .await?;
         for k in &targets {
             self.st.stages.insert(k.clone(), stage);
         }
-        let mut changed: Vec<String> = targets.iter().map(|(_, s)| s.clone()).collect();
+        let mut changed: Vec<String> = targets.iter().map(|k| k.source.0.clone()).collect();
         changed.sort();
         changed.dedup();
         info!(task = ?task, sources = ?changed, stage = stage.as_str(), "subtask stages set");
@@ -822,7 +821,7 @@ impl Scheduler {
         }
         self.write(ops).await?;
         for s in &sources {
-            let k = (task.clone(), s.clone());
+            let k = SubtaskKey::new(&task, s);
             self.st.subtasks.remove(&k);
             self.st.stages.remove(&k);
         }

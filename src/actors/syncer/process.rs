@@ -237,7 +237,7 @@ impl Run {
             Some(f) => f,
             None => detect_flavor(&mut upstream).await?,
         };
-        let session = db::downstream_session(&cfg);
+        let session = db::downstream_session(cfg.to.session_sql());
         let mut downstream = connect(to_opts.clone(), &session, "downstream").await?;
         debug!(task = %cfg.name, "downstream connected");
 

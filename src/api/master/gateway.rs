@@ -401,8 +401,8 @@ async fn operate_sources_tasks(
             let tasks: Vec<String> = view
                 .subtasks
                 .keys()
-                .filter(|(_, s)| sources.contains(s))
-                .map(|(t, _)| t.clone())
+                .filter(|k| sources.contains(&k.source.0))
+                .map(|k| k.task.0.clone())
                 .collect();
             for t in dedup(tasks) {
                 changed.extend(service::delete_task(state, &t, sources).await?);

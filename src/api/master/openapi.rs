@@ -28,6 +28,7 @@ use crate::api::openapi::model::{
     WorkerNameRequest, from_slice,
 };
 use crate::api::openapi::spec;
+use crate::config::task::Keyword;
 use crate::config::task::MySqlInstance;
 use crate::config::{SubTaskConfig, TaskConfig};
 use crate::error::{DmError, codes};
@@ -100,8 +101,8 @@ async fn source_view(
     let tasks: BTreeSet<String> = view
         .subtasks
         .keys()
-        .filter(|(_, src)| src == name)
-        .map(|(t, _)| t.clone())
+        .filter(|k| k.source.0 == name)
+        .map(|k| k.task.0.clone())
         .collect();
     s.task_name_list = Some(tasks.into_iter().collect());
     if with_status {
@@ -216,7 +217,7 @@ async fn get_source_status(state: web::Data<MasterState>, path: web::Path<String
 async fn set_source_stage(state: &MasterState, source: &str, stage: Stage) -> ApiResult {
     let view = state.view().await?;
     service::source_of(&view, source)?;
-    if view.subtasks.keys().any(|(_, s)| s == source) {
+    if view.subtasks.keys().any(|k| k.source.0 == source) {
         service::set_stage(state, None, &[source.to_string()], stage).await?;
     }
     Ok(HttpResponse::Ok().finish())
@@ -251,9 +252,9 @@ pub fn task_config_of(subtasks: &[&SubTaskConfig]) -> TaskConfig {
     };
     let mut cfg = TaskConfig {
         name: first.name.clone(),
-        task_mode: first.task_mode.as_str().to_string(),
-        shard_mode: first.shard_mode.clone(),
-        is_sharding: !first.shard_mode.is_empty(),
+        task_mode: Keyword::Known(first.task_mode),
+        shard_mode: Keyword::Known(first.shard_mode),
+        is_sharding: first.shard_mode.is_some(),
         strict_optimistic_shard_mode: first.strict_optimistic_shard_mode,
         ignore_checking_items: first.ignore_checking_items.clone(),
         meta_schema: first.meta_schema.clone(),

@@ -237,8 +237,8 @@ pub async fn start_task(
         let existing: Vec<&String> = view
             .subtasks
             .keys()
-            .filter(|(t, _)| t == name)
-            .map(|(_, s)| s)
+            .filter(|k| k.task.0 == *name)
+            .map(|k| &k.source.0)
             .collect();
         if !existing.is_empty() {
             return Err(DmError::new(
@@ -410,8 +410,8 @@ pub fn task_sources(view: &ClusterView, task: &str) -> Result<Vec<String>, DmErr
     let s: Vec<String> = view
         .subtasks
         .keys()
-        .filter(|(t, _)| t == task)
-        .map(|(_, s)| s.clone())
+        .filter(|k| k.task.0 == task)
+        .map(|k| k.source.0.clone())
         .collect();
     if s.is_empty() {
         return Err(super::status::task_not_exist(task));
@@ -469,8 +469,8 @@ pub async fn transfer_source(
     let running: Vec<String> = view
         .subtasks
         .iter()
-        .filter(|((_, s), v)| s == source && v.expect == Stage::Running)
-        .map(|((t, _), _)| t.clone())
+        .filter(|(k, v)| k.source.0 == source && v.expect == Stage::Running)
+        .map(|(k, _)| k.task.0.clone())
         .collect();
     let sources = [source.to_string()];
     let pause_first = moves && !running.is_empty();

@@ -84,8 +84,8 @@ pub fn query_sources(
         let s: Vec<String> = view
             .subtasks
             .keys()
-            .filter(|(tt, _)| tt == t)
-            .map(|(_, s)| s.clone())
+            .filter(|k| k.task.0 == *t)
+            .map(|k| k.source.0.clone())
             .collect();
         if s.is_empty() {
             return Err(task_not_exist(t));
@@ -112,9 +112,9 @@ fn expected_subtasks(
 ) -> Vec<SubTaskStatusView> {
     view.subtasks
         .iter()
-        .filter(|((t, s), _)| s == source && task.is_none_or(|want| want == t))
-        .map(|((t, _), st)| SubTaskStatusView {
-            name: t.clone(),
+        .filter(|(k, _)| k.source.0 == source && task.is_none_or(|want| want == k.task.0))
+        .map(|(k, st)| SubTaskStatusView {
+            name: k.task.0.clone(),
             stage: st.expect.as_str().to_string(),
             unit: "InvalidUnit".to_string(),
             ..Default::default()
@@ -178,7 +178,7 @@ pub async fn query_status(
 ) -> Result<Vec<QueryStatusResponse>, DmError> {
     let view = state.view().await?;
     if let Some(t) = task
-        && !view.subtasks.keys().any(|(tt, _)| tt == t)
+        && !view.subtasks.keys().any(|k| k.task.0 == *t)
     {
         return Err(task_not_exist(t));
     }
@@ -409,7 +409,8 @@ mod tests {
             cfg,
             expect: Stage::Paused,
         };
-        view.subtasks.insert(("t".into(), "b".into()), sub);
+        view.subtasks
+            .insert(crate::ids::SubtaskKey::new("t", "b"), sub);
         assert_eq!(query_sources(&view, Some("t"), &[]).unwrap(), ["b"]);
         let expected = expected_subtasks(&view, Some("t"), "b");
         assert_eq!(expected.len(), 1);

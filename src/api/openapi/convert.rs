@@ -25,6 +25,7 @@ use super::model::{
 };
 use crate::config::db::{DbConfig, Security as DbSecurity, SessionValue};
 use crate::config::rules::{BaList, BinlogEventRule, RouteRule, TableRef};
+use crate::config::task::Keyword;
 use crate::config::task::{LoaderConfig, Meta, MySqlInstance, MydumperConfig, SyncerConfig};
 use crate::config::{Issues, Secret, SourceConfig, TaskConfig};
 use crate::error::{DmError, codes};
@@ -356,8 +357,8 @@ fn source_rules(
 fn build_task_config(t: &Task, issues: &mut Issues) -> TaskConfig {
     let mut cfg = TaskConfig {
         name: t.name.clone(),
-        task_mode: t.task_mode.clone(),
-        shard_mode: t.shard_mode.clone().unwrap_or_default(),
+        task_mode: Keyword::from(t.task_mode.as_str()),
+        shard_mode: Keyword::from(t.shard_mode.as_deref().unwrap_or_default()),
         strict_optimistic_shard_mode: t.strict_optimistic_shard_mode.unwrap_or(false),
         timezone: t.timezone.clone().unwrap_or_default(),
         online_ddl: t.enhance_online_schema_change,
@@ -525,8 +526,10 @@ pub fn config_to_task(cfg: &TaskConfig) -> Task {
     let consistency = dump.consistency();
     Task {
         name: cfg.name.clone(),
-        task_mode: cfg.task_mode.clone(),
-        shard_mode: (!cfg.shard_mode.is_empty()).then(|| cfg.shard_mode.clone()),
+        task_mode: cfg.task_mode.text().to_string(),
+        shard_mode: cfg
+            .shard()
+            .map(|m| Keyword::Known(Some(m)).text().to_string()),
         strict_optimistic_shard_mode: Some(cfg.strict_optimistic_shard_mode),
         meta_schema: Some(cfg.meta_schema.clone()),
         timezone: (!cfg.timezone.is_empty()).then(|| cfg.timezone.clone()),
@@ -807,7 +810,7 @@ mod tests {
     fn task_becomes_routes_filters_and_block_allow_lists() {
         let cfg = task_from_request(task_json()).unwrap();
         assert_eq!(cfg.name, "t1");
-        assert_eq!(cfg.shard_mode, "pessimistic");
+        assert_eq!(cfg.shard_mode.text(), "pessimistic");
         assert!(cfg.is_sharding);
         assert_eq!(cfg.ignore_checking_items, vec!["version".to_string()]);
         assert_eq!(

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, key};
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
+use crate::ids::SubtaskKey;
 
 /// DM's stage numbers (`pb.Stage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -105,10 +106,8 @@ pub struct ClusterState {
     pub bounds: BTreeMap<String, SourceBound>,
     /// worker → last binding.
     pub last_bounds: BTreeMap<String, SourceBound>,
-    /// (source, task) → config.
-    pub subtasks: BTreeMap<(String, String), SubTaskConfig>,
-    /// (source, task) → expected stage.
-    pub stages: BTreeMap<(String, String), SubTaskStage>,
+    pub subtasks: BTreeMap<SubtaskKey, SubTaskConfig>,
+    pub stages: BTreeMap<SubtaskKey, SubTaskStage>,
 }
 
 fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> DmError {
@@ -217,11 +216,11 @@ pub async fn load_state(client: &mut Client) -> Result<ClusterState, DmError> {
     for (_, v) in get_prefix(client, keys::SUBTASK_CONFIG, revision).await?.1 {
         let cfg = SubTaskConfig::from_toml(&String::from_utf8_lossy(&v))?;
         st.subtasks
-            .insert((cfg.source_id.clone(), cfg.name.clone()), cfg);
+            .insert(SubtaskKey::new(&cfg.name, &cfg.source_id), cfg);
     }
     for (k, v) in get_prefix(client, keys::SUBTASK_STAGE, revision).await?.1 {
         let s: SubTaskStage = decode_json(&k, &v)?;
-        st.stages.insert((s.source.clone(), s.task.clone()), s);
+        st.stages.insert(SubtaskKey::new(&s.task, &s.source), s);
     }
     Ok(st)
 }

@@ -41,7 +41,7 @@ use mysql_async::{Conn, Opts};
 use tracing::{info, warn};
 
 use super::checkpoint::{delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name};
-use super::worker::Downstream;
+use super::downstream::Downstream;
 use crate::db::is_connection_error;
 use crate::error::{DmError, codes};
 use crate::sql::quote_ident;

@@ -53,13 +53,17 @@
 //! would see the routed names misread.
 
 pub mod checkpoint;
+pub mod downstream;
 pub mod files;
 pub mod indexes;
 pub mod insert;
 pub mod schema;
 pub mod split;
+pub mod status;
 pub mod tsv;
 pub mod worker;
+
+pub use status::{LoadStatus, progress_text};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -70,32 +74,16 @@ use serde::Serialize;
 use tracing::info;
 
 pub use self::checkpoint::LoaderCheckpoint;
+use self::downstream::Downstream;
 use self::files::DumpDir;
 use self::indexes::{AddContext, Deferral, IndexMeta, add_deferred};
 use self::insert::OnDuplicate;
 use self::schema::{SchemaContext, create_schemas};
-use self::worker::{Downstream, Job, Settings, Shared, load_files};
+use self::worker::{Job, Settings, Shared, load_files};
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::sql::filter::BaFilter;
 use crate::sql::route::Router;
-
-/// The load unit's status, with DM's fields (`query-status`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LoadStatus {
-    /// Bytes of data files loaded (whole files, including those loaded by earlier runs).
-    pub finished_bytes: u64,
-    /// Bytes of all data files of allowed tables.
-    pub total_bytes: u64,
-    /// `finished / total` as `"xx.xx %"`.
-    pub progress: String,
-    /// The dump's binlog position, `(name, pos)`.
-    pub meta_binlog: String,
-    /// The dump's GTID set (empty without GTIDs).
-    pub meta_binlog_gtid: String,
-    /// Bytes per second loaded by this run.
-    pub bps: u64,
-}
 
 /// What a successful [`run_load`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -116,14 +104,6 @@ pub struct LoadSummary {
     pub seconds: f64,
 }
 
-/// DM's progress text: `"xx.xx %"` (`"100.00 %"` when there is nothing to load).
-pub fn progress_text(finished: u64, total: u64) -> String {
-    if total == 0 {
-        return "100.00 %".into();
-    }
-    format!("{:.2} %", finished as f64 * 100.0 / total as f64)
-}
-
 /// The session of every load connection: a UTF-8 client, then the sync unit's downstream
 /// session (UTC time zone, permissive sql_mode, no foreign key checks, the task's `session`
 /// variables), then the loader's `sql-mode` when set.
@@ -131,7 +111,7 @@ pub fn progress_text(finished: u64, total: u64) -> String {
 /// permissive sql_mode, no FK checks, the task's `session`), then `loader.sql-mode` if set.
 fn session(cfg: &SubTaskConfig) -> Vec<String> {
     let mut s = vec!["SET NAMES utf8mb4".to_string()];
-    s.extend(crate::db::downstream_session(cfg));
+    s.extend(crate::db::downstream_session(cfg.to.session_sql()));
     if !cfg.loader.sql_mode.is_empty() {
         s.push(format!(
             "SET SESSION sql_mode = {}",

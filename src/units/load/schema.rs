@@ -23,10 +23,10 @@ use std::sync::Arc;
 use sqlparser::ast::{ColumnDef, ColumnOption, DataType};
 use tracing::{info, warn};
 
+use super::downstream::Downstream;
 use super::files::{DataFile, DumpDir, TableFiles, main_statement};
 use super::indexes::Deferral;
 use super::insert::{InsertPlan, OnDuplicate};
-use super::worker::Downstream;
 use crate::error::{DmError, codes};
 use crate::sql::ddl::{self, DdlKind, DdlPiece};
 use crate::sql::filter::BaFilter;

@@ -656,7 +656,15 @@ fn summary(v: &ClusterView) -> String {
     let subtasks: Vec<String> = v
         .subtasks
         .iter()
-        .map(|((t, s), st)| format!("{t}/{s}:{}:{}", st.expect.as_str(), st.cfg.source_id))
+        .map(|(k, st)| {
+            format!(
+                "{}/{}:{}:{}",
+                k.task,
+                k.source,
+                st.expect.as_str(),
+                st.cfg.source_id
+            )
+        })
         .collect();
     format!(
         "sources={:?} bound={:?} workers={workers:?} subtasks={subtasks:?}",

@@ -39,10 +39,11 @@ wait_for() {
 start_mariadb() { # NAME PORT EXTRA-FLAGS...
   local name=$1 port=$2; shift 2
   local dir="$WORK/$name"
-  mkdir -p "$dir"
-  mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
+  # A tmpdir of its own: a starting mariadbd deletes the `#sql*` files of a shared /tmp.
+  mkdir -p "$dir/tmp"
+  mariadb-install-db --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --user=root \
     --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
-  "$MARIADBD" --no-defaults --user=root --datadir="$dir/data" --port="$port" \
+  "$MARIADBD" --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" --port="$port" \
     --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
     --log-error="$dir/error.log" --skip-name-resolve --character-set-server=utf8mb4 \
     --innodb-buffer-pool-size=128M "$@" 2>>"$dir/error.log" &

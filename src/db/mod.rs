@@ -6,6 +6,7 @@
 //! settings replication needs ([`upstream`]).
 
 pub mod errno;
+pub mod meta;
 pub mod upstream;
 
 use std::time::Duration;

@@ -18,6 +18,7 @@ use mysql_async::{Conn, TxOpts};
 use super::quote_ident;
 use crate::binlog::gtid::GtidSet;
 use crate::binlog::location::{Location, Position};
+use crate::db::meta::MetaTable;
 use crate::db::{self, Step, StepExt};
 use crate::error::{DmError, codes};
 
@@ -55,16 +56,8 @@ impl CheckpointTables {
     pub fn new(meta_schema: &str, task: &str, source_id: &str) -> Self {
         Self {
             source_id: source_id.to_string(),
-            checkpoint: format!(
-                "{}.{}",
-                quote_ident(meta_schema),
-                quote_ident(&format!("{task}_syncer_checkpoint"))
-            ),
-            workers: format!(
-                "{}.{}",
-                quote_ident(meta_schema),
-                quote_ident(&format!("{task}_syncer_worker"))
-            ),
+            checkpoint: MetaTable::SyncerCheckpoint.name(meta_schema, task),
+            workers: MetaTable::SyncerWorker.name(meta_schema, task),
             meta_schema: meta_schema.to_string(),
         }
     }

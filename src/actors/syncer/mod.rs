@@ -36,6 +36,7 @@ pub mod causality_actor;
 pub mod checkpoint;
 pub mod dml_worker;
 mod process;
+pub mod resume;
 pub mod stream;
 
 use std::sync::{Arc, Mutex};

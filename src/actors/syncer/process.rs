@@ -20,12 +20,13 @@ use super::causality::KeyHasher;
 use super::causality_actor::CausalityActor;
 use super::checkpoint::CheckpointActor;
 use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
+use super::resume::{PendingGtid, Resume, StreamPosition};
 use super::stream::StreamControllerActor;
 use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
 use crate::binlog::event::BinlogEvent;
-use crate::binlog::gtid::{GtidSet, MariaGtidSet};
-use crate::binlog::location::{Location, Position};
-use crate::binlog::stream::{Flavor, StartPoint, detect_flavor, master_status};
+use crate::binlog::gtid::GtidSet;
+use crate::binlog::location::Location;
+use crate::binlog::stream::{Flavor, detect_flavor, master_status};
 use crate::binlog::value::{ColumnInfo, Value};
 use crate::config::rules::ExpressionFilter;
 use crate::config::{SecretKey, SubTaskConfig};
@@ -133,15 +134,8 @@ pub struct Run {
     workers: Vec<Addr<DmlWorkerActor>>,
     checkpoint: Addr<CheckpointActor>,
     stream: Addr<StreamControllerActor>,
-    file: String,
-    gtid: Option<GtidSet>,
-    pending_gtid: Option<GtidEvent>,
-    /// End of the last transaction read, as of the last [`Run::boundary`] call; see
-    /// `boundary_end`.
-    boundary: Location,
-    /// The end (in `file`, with `gtid`) of transactions closed since `boundary` was last
-    /// brought up to date: it is only materialized when read, not per transaction.
-    boundary_end: Option<u32>,
+    /// Where the stream is; the last transaction boundary.
+    pos: StreamPosition,
     /// Read once per batch of events: the safe-mode window since the start is open, and the
     /// checkpoint flush interval has passed.
     in_safe_window: bool,
@@ -158,7 +152,6 @@ pub struct Run {
     /// full worker queue thus shows a growing lag.
     in_flight: Vec<Arc<AtomicU64>>,
     busy_ts: Arc<AtomicU64>,
-    in_txn: bool,
     started: Instant,
     exit_safe: Option<Location>,
     total_events: u64,
@@ -166,12 +159,6 @@ pub struct Run {
     /// Shard DROP TABLE / TRUNCATE / DROP DATABASE kept from merge targets.
     skipped_shard_ddls: u64,
     last_master_status: Instant,
-}
-
-#[derive(Debug, Clone)]
-enum GtidEvent {
-    Maria(crate::binlog::gtid::MariaGtid),
-    Mysql(String, u64),
 }
 
 impl Drop for Run {
@@ -253,59 +240,25 @@ impl Run {
         debug!(task = %cfg.name, found = saved.is_some(), "checkpoint read");
 
         let mut tracker = SchemaTracker::new(cfg.case_sensitive);
-        let (start, location, applied, exit_safe, needs_initial_save) = match &saved {
-            Some(cp) => {
-                for (_, _, info) in &cp.tables {
-                    let t: TableSchema = serde_json::from_str(info).map_err(|e| {
-                        DmError::new(
-                            &codes::DB_UNEXPECTED,
-                            "checkpoint table_info is not a tracked schema",
-                        )
-                        .with_cause(e)
-                    })?;
-                    tracker.insert(t);
-                }
-                let start = match (&cp.location.gtid, cfg.enable_gtid) {
-                    (Some(g), true) => StartPoint::Gtid(g.clone()),
-                    _ => StartPoint::Position(cp.location.position.clone()),
-                };
-                (
-                    start,
-                    cp.location.clone(),
-                    cp.applied.clone(),
-                    cp.exit_safe.clone(),
-                    cp.applied.is_none(),
-                )
-            }
-            None => {
-                let meta = cfg.meta.clone().unwrap_or_default();
-                if !meta.binlog_gtid.is_empty() && (cfg.enable_gtid || meta.binlog_name.is_empty())
-                {
-                    let g = GtidSet::parse_any(&meta.binlog_gtid)
-                        .map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
-                    let loc = Location {
-                        position: Position::new("", 4),
-                        gtid: Some(g.clone()),
-                    };
-                    (StartPoint::Gtid(g), loc, None, None, true)
-                } else if !meta.binlog_name.is_empty() {
-                    let p = Position::new(meta.binlog_name.clone(), meta.binlog_pos.max(4));
-                    let gtid = (!meta.binlog_gtid.is_empty())
-                        .then(|| GtidSet::parse_any(&meta.binlog_gtid))
-                        .transpose()
-                        .map_err(|e| DmError::new(&codes::PARSE_GTID, e))?;
-                    (
-                        StartPoint::Position(p.clone()),
-                        Location { position: p, gtid },
-                        None,
-                        None,
-                        true,
+        if let Some(cp) = &saved {
+            for (_, _, info) in &cp.tables {
+                let t: TableSchema = serde_json::from_str(info).map_err(|e| {
+                    DmError::new(
+                        &codes::DB_UNEXPECTED,
+                        "checkpoint table_info is not a tracked schema",
                     )
-                } else {
-                    return Err(DmError::bare(&codes::SYNC_NO_START_POSITION));
-                }
+                    .with_cause(e)
+                })?;
+                tracker.insert(t);
             }
-        };
+        }
+        let Resume {
+            start,
+            location,
+            applied,
+            exit_safe,
+            needs_initial_save,
+        } = Resume::resolve(saved.as_ref(), cfg.meta.as_ref(), cfg.enable_gtid)?;
         if applied.is_none() && saved.is_some() {
             warn!(task = %cfg.name, source = %cfg.source_id, "checkpoint has no worker progress for this worker-count (changed since the last run): replay is not exact, safe mode covers safe-mode-duration as in DM");
         }
@@ -393,11 +346,7 @@ impl Run {
             workers,
             checkpoint,
             stream,
-            file: location.position.name.clone(),
-            gtid: location.gtid.clone(),
-            pending_gtid: None,
-            boundary: location.clone(),
-            boundary_end: None,
+            pos: StreamPosition::new(&location),
             in_safe_window: true,
             flush_due: false,
             flushed: location,
@@ -410,7 +359,6 @@ impl Run {
                 .expect("the syncer's slot is pushed last")
                 .clone(),
             in_flight,
-            in_txn: false,
             started: Instant::now(),
             exit_safe,
             total_events: 0,
@@ -419,7 +367,7 @@ impl Run {
             last_master_status: Instant::now() - MASTER_STATUS_EVERY,
         };
         run.read_clocks();
-        if run.needs_initial_save && !run.boundary.position.name.is_empty() {
+        if run.needs_initial_save && !run.pos.boundary().position.name.is_empty() {
             run.save_checkpoint().await?;
         }
         run.refresh_status().await;
@@ -443,19 +391,8 @@ impl Run {
         if self.exit_safe.is_none() {
             return false;
         }
-        self.boundary();
-        let at = &self.boundary.position;
+        let at = &self.pos.boundary().position;
         self.exit_safe.as_ref().is_some_and(|e| *at < e.position)
-    }
-
-    /// The end of the last transaction read (brought up to date).
-    fn boundary(&mut self) -> &Location {
-        if let Some(end) = self.boundary_end.take() {
-            self.boundary.position.name.clone_from(&self.file);
-            self.boundary.position.pos = end;
-            self.boundary.gtid.clone_from(&self.gtid);
-        }
-        &self.boundary
     }
 
     /// Reads the clocks the per-event paths need, once per batch of events.
@@ -479,31 +416,22 @@ impl Run {
             let end = header.log_pos();
             let ts = header.timestamp();
             match BinlogEvent::classify(&ev)? {
-                BinlogEvent::Rotate { next, .. } => {
-                    // The last boundary is in the file being left.
-                    self.boundary();
-                    self.file = next;
-                }
+                BinlogEvent::Rotate { next, .. } => self.pos.rotate(next),
                 BinlogEvent::MariaGtid { gtid, .. } => {
-                    self.note_first_transaction(end, header.event_size());
-                    self.pending_gtid = Some(GtidEvent::Maria(gtid));
+                    let unsaved = self.needs_initial_save;
+                    self.pos
+                        .note_first_transaction(end, header.event_size(), unsaved);
+                    self.pos.gtid(PendingGtid::Maria(gtid));
                 }
                 BinlogEvent::MysqlGtid { uuid, gno } => {
-                    self.note_first_transaction(end, header.event_size());
-                    self.pending_gtid = Some(GtidEvent::Mysql(uuid, gno));
+                    let unsaved = self.needs_initial_save;
+                    self.pos
+                        .note_first_transaction(end, header.event_size(), unsaved);
+                    self.pos.gtid(PendingGtid::Mysql(uuid, gno));
                 }
-                BinlogEvent::MariaGtidList(list) => {
-                    if self.gtid.is_none() && self.flavor == Flavor::MariaDb {
-                        self.boundary();
-                        let mut set = MariaGtidSet::default();
-                        for g in list {
-                            set.update(g);
-                        }
-                        self.gtid = Some(GtidSet::MariaDb(set));
-                    }
-                }
+                BinlogEvent::MariaGtidList(list) => self.pos.gtid_list(list, self.flavor),
                 BinlogEvent::Query { schema, sql } => match ddl::classify(&sql) {
-                    StatementKind::Begin => self.in_txn = true,
+                    StatementKind::Begin => self.pos.begin(),
                     StatementKind::Commit | StatementKind::Skip => self.end_txn(end).await?,
                     StatementKind::Ddl => self.handle_ddl(&schema, &sql, end).await?,
                     StatementKind::Dml => {
@@ -517,7 +445,7 @@ impl Run {
                 BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, end).await?,
                 BinlogEvent::Xid { .. } => self.end_txn(end).await?,
                 BinlogEvent::Heartbeat => {
-                    if !self.in_txn && self.flush_due {
+                    if !self.pos.in_txn() && self.flush_due {
                         self.flush().await?;
                     }
                 }
@@ -531,59 +459,17 @@ impl Run {
         Ok(())
     }
 
-    /// A GTID start knows no file position: the start of the first transaction received is
-    /// where a position-based replay of this run must begin.
-    fn note_first_transaction(&mut self, end: u32, size: u32) {
-        if self.needs_initial_save && self.boundary().position.name.is_empty() && end >= size {
-            self.boundary.position = Position::new(self.file.clone(), end - size);
-        }
-    }
-
     async fn end_txn(&mut self, end: u32) -> Result<(), DmError> {
-        self.close_txn(end);
+        self.pos.close_txn(end);
         if self.flush_due {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Records a transaction's end: its GTID joins the set and `end` becomes the boundary.
-    fn close_txn(&mut self, end: u32) {
-        self.in_txn = false;
-        if end == 0 {
-            // No position to move to: the boundary keeps its GTID state as of now.
-            self.boundary();
-        }
-        match self.pending_gtid.take() {
-            Some(GtidEvent::Maria(g)) => match &mut self.gtid {
-                Some(GtidSet::MariaDb(set)) => set.update(g),
-                _ => {
-                    let mut set = MariaGtidSet::default();
-                    set.update(g);
-                    self.gtid = Some(GtidSet::MariaDb(set));
-                }
-            },
-            Some(GtidEvent::Mysql(uuid, gno)) => {
-                let mut set = match self.gtid.take() {
-                    Some(GtidSet::MySql(s)) => s,
-                    _ => Default::default(),
-                };
-                set.add_interval(&uuid, gno, gno);
-                self.gtid = Some(GtidSet::MySql(set));
-            }
-            None => {}
-        }
-        if end > 0 {
-            self.boundary_end = Some(end);
-        }
-    }
-
     /// Where the event ending at `end` is, for error messages.
     fn here(&self, end: u32) -> Location {
-        Location {
-            position: Position::new(self.file.clone(), end),
-            gtid: self.gtid.clone(),
-        }
+        self.pos.here(end)
     }
 
     async fn table_map(&mut self, ev: &Event, end: u32) -> Result<(), DmError> {
@@ -802,7 +688,7 @@ impl Run {
                 )
             })
             .collect();
-        let location = self.boundary().clone();
+        let location = self.pos.boundary().clone();
         self.checkpoint
             .send(SaveCheckpoint {
                 location,
@@ -811,7 +697,7 @@ impl Run {
             })
             .await
             .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
-        self.flushed = self.boundary().clone();
+        self.flushed = self.pos.boundary().clone();
         self.needs_initial_save = false;
         self.last_flush = Instant::now();
         self.flush_due = false;
@@ -831,7 +717,7 @@ impl Run {
     /// it only drains, and the previous checkpoint with the workers' progress stays exact.
     pub async fn flush(&mut self) -> Result<(), DmError> {
         self.barrier().await?;
-        if !self.in_txn {
+        if !self.pos.in_txn() {
             self.save_checkpoint().await?;
         }
         self.refresh_status().await;
@@ -845,7 +731,7 @@ impl Run {
             self.apply_ddl(piece).await?;
         }
         self.tables.clear();
-        self.close_txn(end);
+        self.pos.close_txn(end);
         self.save_checkpoint().await
     }
 
@@ -989,7 +875,7 @@ impl Run {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let safe_mode = self.safe_mode();
-        self.boundary();
+        let boundary = self.pos.boundary().clone();
         let status = self.status.clone();
         let mut s = status.lock().expect("status lock");
         s.total_events = self.total_events;
@@ -1004,7 +890,7 @@ impl Run {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
-        s.current_binlog = self.boundary.position.to_string();
+        s.current_binlog = boundary.position.to_string();
         s.safe_mode = safe_mode;
         s.seconds_behind_master = lag_seconds(&self.in_flight, now);
         if s.lag_sources.is_empty() {
@@ -1013,10 +899,10 @@ impl Run {
         if let Some((pos, gtid)) = master {
             s.master_binlog = pos.as_ref().map(ToString::to_string).unwrap_or_default();
             s.master_binlog_gtid = gtid.as_ref().map(ToString::to_string).unwrap_or_default();
-            s.synced = match (&gtid, &self.boundary.gtid) {
+            s.synced = match (&gtid, &boundary.gtid) {
                 (Some(GtidSet::MariaDb(m)), Some(GtidSet::MariaDb(b))) => b.contains(m),
                 (Some(GtidSet::MySql(m)), Some(GtidSet::MySql(b))) => b.contains(m),
-                _ => pos.as_ref() == Some(&self.boundary.position),
+                _ => pos.as_ref() == Some(&boundary.position),
             };
         }
     }

@@ -13,15 +13,14 @@ use super::MasterState;
 use crate::checker::{self, CheckReport};
 use crate::config::db::DbConfig;
 use crate::config::{Secret, SecretKey, SourceConfig, SubTaskConfig, TaskConfig};
+use crate::db::meta::MetaTable;
 use crate::error::{DmError, codes};
 use crate::messages::master::{
     AddSource, ClusterView, DeleteTask, RemoveSource, SetStage, StartTask, TransferSource,
     UpdateSource,
 };
-use crate::sql::checkpoint::CheckpointTables;
 use crate::store::etcd::ha::Stage;
 use crate::store::etcd::keys;
-use crate::units::load::checkpoint::LoaderCheckpoint;
 
 /// Parses every source YAML strictly (`SourceConfig::from_yaml`); one bad text fails all.
 pub fn parse_sources(texts: &[String]) -> Result<Vec<SourceConfig>, DmError> {
@@ -276,18 +275,10 @@ pub async fn start_task(
 
 /// The downstream tables holding the progress of `task` in `meta_schema`.
 fn meta_tables(task: &str, meta_schema: &str) -> Vec<String> {
-    let cp = CheckpointTables::new(meta_schema, task, "");
-    let load = LoaderCheckpoint::new(meta_schema, task, "");
-    let other = ["syncer_sharding_meta", "onlineddl", "dump_meta"]
-        .map(|suffix| crate::units::load::checkpoint::meta_table_name(meta_schema, task, suffix));
-    let mut t = vec![
-        cp.checkpoint,
-        cp.workers,
-        load.table().to_string(),
-        crate::units::load::indexes::meta_table(meta_schema, task),
-    ];
-    t.extend(other);
-    t
+    MetaTable::ALL
+        .iter()
+        .map(|t| t.name(meta_schema, task))
+        .collect()
 }
 
 /// Drops the checkpoint tables of `task` (in `meta_schema`) on the downstream `target`.

@@ -27,11 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SecretKey;
 use crate::config::subtask::SubTaskConfig;
+use crate::db::meta::{MetaTable, delete_source_rows, ensure_meta_table, is_missing_table};
 use crate::db::{self, StepExt};
 use crate::error::{DmError, codes};
-use crate::units::load::checkpoint::{
-    LoaderCheckpoint, delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name,
-};
+use crate::units::load::checkpoint::LoaderCheckpoint;
 
 /// The owner file in a dump directory.
 pub const OWNER_FILE: &str = "dm-dump-owner.json";
@@ -146,7 +145,7 @@ impl DumpRecord {
     pub fn of(cfg: &SubTaskConfig) -> Self {
         Self {
             meta_schema: cfg.meta_schema.clone(),
-            table: meta_table_name(&cfg.meta_schema, &cfg.name, "dump_meta"),
+            table: MetaTable::DumpMeta.name(&cfg.meta_schema, &cfg.name),
             source_id: cfg.source_id.clone(),
         }
     }

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 
-use crate::db::errno::{ER_BAD_DB_ERROR, ER_NO_SUCH_TABLE};
+use crate::db::meta::{MetaTable, delete_source_rows, ensure_meta_table, is_missing_table};
 use crate::error::{DmError, codes};
-use crate::sql::{quote_ident, quote_string};
+use crate::sql::quote_string;
 
 /// What the checkpoint says of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,58 +45,12 @@ fn exec_err(what: &str, e: mysql_async::Error) -> DmError {
     )
 }
 
-/// Whether `e` says the checkpoint table (or its schema) does not exist.
-pub fn is_missing_table(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == ER_NO_SUCH_TABLE || s.code == ER_BAD_DB_ERROR)
-}
-
-/// `` `meta`.`<task>_<suffix>` ``: one of the load unit's tables in the meta schema.
-pub fn meta_table_name(meta_schema: &str, task: &str, suffix: &str) -> String {
-    format!(
-        "{}.{}",
-        quote_ident(meta_schema),
-        quote_ident(&format!("{task}_{suffix}"))
-    )
-}
-
-/// Creates `meta_schema` and `table` (`CREATE TABLE IF NOT EXISTS <table> <definition>`) when
-/// missing.
-pub async fn ensure_meta_table(
-    conn: &mut Conn,
-    meta_schema: &str,
-    table: &str,
-    definition: &str,
-) -> Result<(), mysql_async::Error> {
-    conn.query_drop(format!(
-        "CREATE DATABASE IF NOT EXISTS {}",
-        quote_ident(meta_schema)
-    ))
-    .await?;
-    conn.query_drop(format!("CREATE TABLE IF NOT EXISTS {table} {definition}"))
-        .await
-}
-
-/// Deletes the rows of `source_id` from the meta table `table`; an absent table is fine.
-pub async fn delete_source_rows(
-    conn: &mut Conn,
-    table: &str,
-    source_id: &str,
-) -> Result<(), mysql_async::Error> {
-    match conn
-        .exec_drop(format!("DELETE FROM {table} WHERE `id` = ?"), (source_id,))
-        .await
-    {
-        Err(e) if is_missing_table(&e) => Ok(()),
-        other => other,
-    }
-}
-
 impl LoaderCheckpoint {
     /// The checkpoint of `task` for source `source_id` in `meta_schema`.
     pub fn new(meta_schema: &str, task: &str, source_id: &str) -> Self {
         Self {
             meta_schema: meta_schema.to_string(),
-            table: meta_table_name(meta_schema, task, "loader_checkpoint"),
+            table: MetaTable::LoaderCheckpoint.name(meta_schema, task),
             source_id: source_id.to_string(),
         }
     }

@@ -40,9 +40,9 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 use tracing::{info, warn};
 
-use super::checkpoint::{delete_source_rows, ensure_meta_table, is_missing_table, meta_table_name};
 use super::downstream::Downstream;
 use crate::db::is_connection_error;
+use crate::db::meta::{MetaTable, delete_source_rows, ensure_meta_table, is_missing_table};
 use crate::error::{DmError, codes};
 use crate::sql::quote_ident;
 
@@ -523,12 +523,6 @@ pub fn index_name(item: &str) -> Option<String> {
 
 // ---- the meta table ----
 
-/// The quoted, qualified name of a task's deferred-index table,
-/// `` `<meta-schema>`.`<task>_loader_index` `` (for dropping it with the task's meta).
-pub fn meta_table(meta_schema: &str, task: &str) -> String {
-    meta_table_name(meta_schema, task, "loader_index")
-}
-
 /// A target table with deferred indexes still to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingTable {
@@ -561,7 +555,7 @@ impl IndexMeta {
         Self {
             meta_schema: meta_schema.to_string(),
             task: task.to_string(),
-            table: meta_table(meta_schema, task),
+            table: MetaTable::LoaderIndex.name(meta_schema, task),
             source_id: source_id.to_string(),
         }
     }
@@ -1190,6 +1184,6 @@ mod tests {
     fn meta_names() {
         let m = IndexMeta::new("dm_meta", "t`1", "src");
         assert_eq!(m.table(), "`dm_meta`.`t``1_loader_index`");
-        assert_eq!(meta_table("dm_meta", "t`1"), m.table());
+        assert_eq!(MetaTable::LoaderIndex.name("dm_meta", "t`1"), m.table());
     }
 }

@@ -299,9 +299,16 @@ impl Drop for TestDb {
 }
 
 fn install_data_dir(install_db: &Path, data_dir: &Path) {
+    // The bootstrap server gets a tmpdir of its own too (see `server_args`).
+    let tmp = data_dir
+        .parent()
+        .expect("data dir has a parent")
+        .join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
     let output = Command::new(install_db)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data_dir.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .args([
             "--user=root",
             "--auth-root-authentication-method=normal",
@@ -309,15 +316,33 @@ fn install_data_dir(install_db: &Path, data_dir: &Path) {
         ])
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", install_db.display()));
-    assert!(
-        output.status.success(),
-        "{} --datadir={} failed ({}):\n{}\n{}",
-        install_db.display(),
-        data_dir.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if !output.status.success() {
+        let logs: String = std::fs::read_dir(data_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.path()
+                    .extension()
+                    .is_some_and(|x| x == "err" || x == "log")
+            })
+            .map(|e| {
+                format!(
+                    "--- {} ---\n{}",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                )
+            })
+            .collect();
+        panic!(
+            "{} --datadir={} failed ({}):\n{}\n{}\n{logs}",
+            install_db.display(),
+            data_dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 fn server_args(dir: &Path, port: u16, server_id: u32, role: Role) -> Vec<String> {
@@ -332,6 +357,9 @@ fn server_args(dir: &Path, port: u16, server_id: u32, role: Role) -> Vec<String>
         format!("--pid-file={}", path("mariadbd.pid")),
         format!("--log-error={}", path("error.log")),
         format!("--server-id={server_id}"),
+        // A tmpdir of its own: a starting mariadbd deletes every `#sql*` file in its tmpdir,
+        // which in a shared /tmp are the temp tables of servers bootstrapping at that moment.
+        format!("--tmpdir={}", path("tmp")),
     ];
     args.extend(
         [

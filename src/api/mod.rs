@@ -1,6 +1,7 @@
 //! HTTP servers on actix-web: dm-master's API (`/status`, `/metrics`; the OpenAPI grows here)
 //! and dm-worker's (`/status`, `/metrics`, the internal API the master calls).
 
+pub mod extract;
 pub mod master;
 pub mod mux;
 pub mod openapi;

@@ -17,7 +17,7 @@ use dm::actors::master::election::ElectionActor;
 use dm::actors::master::member::{EtcdMemberActor, MemberState};
 use dm::api::ratelimit::RateLimiter;
 use dm::api::{self, master::MasterState};
-use dm::config::{MasterConfig, Secret, SecretKey};
+use dm::config::{ConfigFile, MasterConfig, Secret, SecretKey};
 use dm::error::{DmError, codes};
 use dm::messages::master::Resign;
 use dm::store::etcd::{self, member};

@@ -13,7 +13,7 @@ use clap::Parser;
 use dm::actors::worker::master_probe::MasterProbeActor;
 use dm::actors::worker::server::{EtcdAccess, WorkerActor, WorkerOptions};
 use dm::api::{self, worker::WorkerState};
-use dm::config::{SecretKey, WorkerConfig};
+use dm::config::{ConfigFile, SecretKey, WorkerConfig};
 use dm::error::{DmError, codes};
 use dm::messages::worker::ShutdownWorker;
 use tokio::sync::oneshot;

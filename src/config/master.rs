@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigDuration, Issues, check_host_port, parse_toml, read_file};
-use crate::error::{DmError, codes};
+use super::{ConfigDuration, ConfigFile, Issues, Syntax, check_host_port};
+use crate::error::{DmError, ErrorCode, codes};
 
 /// `[experimental]` of the master config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,23 +160,25 @@ fn check_urls(key: &str, urls: &str, issues: &mut Issues) {
     }
 }
 
+impl ConfigFile for MasterConfig {
+    const KIND: &'static str = "dm-master config";
+    const SYNTAX: Syntax = Syntax::Toml;
+    const UNKNOWN_KEY: &'static ErrorCode = &codes::MASTER_CONFIG_UNKNOWN_ITEM;
+    const INVALID: &'static ErrorCode = &codes::MASTER_CONFIG_TOML_TRANSFORM;
+
+    fn adjust(&mut self) {
+        self.fill_defaults();
+    }
+
+    fn validate(&self, issues: &mut Issues) {
+        self.check(issues);
+    }
+}
+
 impl MasterConfig {
     /// Reads, parses and validates a master config file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
         Self::load_with(Some(path), |_| {})
-    }
-
-    /// Reads `path` (or starts from the defaults), applies command-line `overrides`, then
-    /// validates; one error lists every problem.
-    pub fn load_with(
-        path: Option<&Path>,
-        overrides: impl FnOnce(&mut Self),
-    ) -> Result<Self, DmError> {
-        let (text, file) = match path {
-            Some(p) => (read_file(p)?, p.display().to_string()),
-            None => (String::new(), "command-line flags".to_string()),
-        };
-        Self::parse_checked(&text, &file, overrides)
     }
 
     /// Parses and validates master TOML; `file` names it in errors.
@@ -184,34 +186,9 @@ impl MasterConfig {
         Self::parse_checked(text, file, |_| {})
     }
 
-    fn parse_checked(
-        text: &str,
-        file: &str,
-        overrides: impl FnOnce(&mut Self),
-    ) -> Result<Self, DmError> {
-        let mut issues = Issues::default();
-        let mut parsed: Option<Self> = parse_toml(
-            text,
-            &mut issues,
-            &codes::MASTER_CONFIG_UNKNOWN_ITEM,
-            &codes::MASTER_CONFIG_TOML_TRANSFORM,
-        );
-        // Semantic checks also run when there are unknown keys, so one error shows all.
-        if let Some(cfg) = parsed.as_mut() {
-            overrides(cfg);
-            cfg.adjust();
-            cfg.validate(&mut issues);
-        }
-        issues.into_result(
-            &format!("dm-master config `{file}`"),
-            &codes::MASTER_CONFIG_TOML_TRANSFORM,
-        )?;
-        Ok(parsed.expect("no issues means parsed"))
-    }
-
     /// Fills derived defaults (DM's `default.<name>` data dir, advertise addresses, a
     /// single-member initial cluster).
-    pub fn adjust(&mut self) {
+    fn fill_defaults(&mut self) {
         if self.data_dir.is_empty() {
             self.data_dir = format!("default.{}", self.name);
         }
@@ -255,7 +232,7 @@ impl MasterConfig {
     }
 
     /// Pushes every problem into `issues`.
-    pub fn validate(&self, issues: &mut Issues) {
+    fn check(&self, issues: &mut Issues) {
         if self.name.trim().is_empty() {
             issues.push("name", &codes::CONFIG_MISSING_KEY, "name is empty");
         }

@@ -150,6 +150,68 @@ impl Issues {
     }
 }
 
+/// The syntax of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Yaml,
+    Toml,
+}
+
+/// One kind of config file, and the one path every kind goes through: read → parse (every
+/// unknown key with its path) → command-line overrides → [`ConfigFile::adjust`] →
+/// [`ConfigFile::validate`] (every problem at once, each coded) → one error, or the config
+/// after [`ConfigFile::finish`].
+pub trait ConfigFile: DeserializeOwned {
+    /// How errors name the file: `dm-worker config`, `task config`, ...
+    const KIND: &'static str;
+    const SYNTAX: Syntax;
+    /// The code of unknown keys.
+    const UNKNOWN_KEY: &'static ErrorCode;
+    /// The code of a file that does not parse, and of the whole error.
+    const INVALID: &'static ErrorCode;
+
+    /// Fills derived defaults before validation.
+    fn adjust(&mut self) {}
+    /// Pushes every problem into `issues`.
+    fn validate(&self, issues: &mut Issues);
+    /// Folds aliases and deprecated keys into their current form, once valid.
+    fn finish(&mut self) {}
+
+    /// Parses and validates `text`; `file` names it in errors, `overrides` (command-line
+    /// flags) are applied before the checks.
+    fn parse_checked(
+        text: &str,
+        file: &str,
+        overrides: impl FnOnce(&mut Self),
+    ) -> Result<Self, DmError> {
+        let mut issues = Issues::default();
+        let mut parsed: Option<Self> = match Self::SYNTAX {
+            Syntax::Yaml => parse_yaml(text, &mut issues),
+            Syntax::Toml => parse_toml(text, &mut issues, Self::UNKNOWN_KEY, Self::INVALID),
+        };
+        // Semantic checks also run when there are unknown keys, so one error shows all.
+        if let Some(cfg) = parsed.as_mut() {
+            overrides(cfg);
+            cfg.adjust();
+            cfg.validate(&mut issues);
+        }
+        issues.into_result(&format!("{} `{file}`", Self::KIND), Self::INVALID)?;
+        let mut cfg = parsed.expect("no issues means parsed");
+        cfg.finish();
+        Ok(cfg)
+    }
+
+    /// Reads `path` (or, without one, starts from the defaults: empty TOML), applies
+    /// `overrides`, then parses and validates.
+    fn load_with(path: Option<&Path>, overrides: impl FnOnce(&mut Self)) -> Result<Self, DmError> {
+        let (text, file) = match path {
+            Some(p) => (read_file(p)?, p.display().to_string()),
+            None => (String::new(), "command-line flags".to_string()),
+        };
+        Self::parse_checked(&text, &file, overrides)
+    }
+}
+
 /// Reads a config file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<String, DmError> {
     std::fs::read_to_string(path).map_err(|e| {

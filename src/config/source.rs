@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::db::DbConfig;
 use super::rules::BinlogEventRule;
 use super::task::MAX_SOURCE_ID_LEN;
-use super::{ConfigDuration, Issues, parse_yaml, read_file};
-use crate::error::{DmError, codes};
+use super::{ConfigDuration, ConfigFile, Issues, Syntax, read_file};
+use crate::error::{DmError, ErrorCode, codes};
 
 /// `purge`: relay log purging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +116,17 @@ impl Default for SourceConfig {
     }
 }
 
+impl ConfigFile for SourceConfig {
+    const KIND: &'static str = "source config";
+    const SYNTAX: Syntax = Syntax::Yaml;
+    const UNKNOWN_KEY: &'static ErrorCode = &codes::CONFIG_UNKNOWN_KEY;
+    const INVALID: &'static ErrorCode = &codes::CONFIG_YAML_TRANSFORM;
+
+    fn validate(&self, issues: &mut Issues) {
+        self.check(issues);
+    }
+}
+
 impl SourceConfig {
     /// Reads, parses and validates a source file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
@@ -125,20 +136,11 @@ impl SourceConfig {
 
     /// Parses and validates source YAML; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, DmError> {
-        let mut issues = Issues::default();
-        let parsed: Option<Self> = parse_yaml(text, &mut issues);
-        if let Some(cfg) = &parsed {
-            cfg.validate(&mut issues);
-        }
-        issues.into_result(
-            &format!("source config `{file}`"),
-            &codes::CONFIG_YAML_TRANSFORM,
-        )?;
-        Ok(parsed.expect("no issues means parsed"))
+        Self::parse_checked(text, file, |_| {})
     }
 
     /// Pushes every problem of the source into `issues`.
-    pub fn validate(&self, issues: &mut Issues) {
+    fn check(&self, issues: &mut Issues) {
         let id = &self.source_id;
         if id.is_empty() {
             issues.push(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::db::DbConfig;
 use super::rules::{BaList, BinlogEventRule, ExpressionFilter, RouteRule, RuleMap};
 use super::size::parse_size;
-use super::{ConfigDuration, Issues, parse_yaml, read_file};
-use crate::error::{DmError, codes};
+use super::{ConfigDuration, ConfigFile, Issues, Syntax, read_file};
+use crate::error::{DmError, ErrorCode, codes};
 
 /// Longest source-id DM accepts (it becomes part of checkpoint keys and table names).
 pub const MAX_SOURCE_ID_LEN: usize = 32;
@@ -752,6 +752,21 @@ pub fn check_timezone(tz: &str) -> Result<(), String> {
     }
 }
 
+impl ConfigFile for TaskConfig {
+    const KIND: &'static str = "task config";
+    const SYNTAX: Syntax = Syntax::Yaml;
+    const UNKNOWN_KEY: &'static ErrorCode = &codes::CONFIG_UNKNOWN_KEY;
+    const INVALID: &'static ErrorCode = &codes::CONFIG_YAML_TRANSFORM;
+
+    fn validate(&self, issues: &mut Issues) {
+        self.check(issues);
+    }
+
+    fn finish(&mut self) {
+        self.adjust_defaults();
+    }
+}
+
 impl TaskConfig {
     /// Reads, parses and validates a task file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
@@ -761,18 +776,7 @@ impl TaskConfig {
 
     /// Parses and validates task YAML; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, DmError> {
-        let mut issues = Issues::default();
-        let parsed: Option<Self> = parse_yaml(text, &mut issues);
-        if let Some(cfg) = &parsed {
-            cfg.validate(&mut issues);
-        }
-        issues.into_result(
-            &format!("task config `{file}`"),
-            &codes::CONFIG_YAML_TRANSFORM,
-        )?;
-        let mut cfg = parsed.expect("no issues means parsed");
-        cfg.adjust_defaults();
-        Ok(cfg)
+        Self::parse_checked(text, file, |_| {})
     }
 
     /// The task-mode (valid after validation).
@@ -821,7 +825,7 @@ impl TaskConfig {
     }
 
     /// Pushes every problem of the task into `issues`.
-    pub fn validate(&self, issues: &mut Issues) {
+    fn check(&self, issues: &mut Issues) {
         if self.name.trim().is_empty() {
             issues.push("name", &codes::CONFIG_TASK_NAME_EMPTY, "task name is empty");
         }

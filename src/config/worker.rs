@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::master::check_log;
-use super::{Issues, check_host_port, parse_toml, read_file};
-use crate::error::{DmError, codes};
+use super::{ConfigFile, Issues, Syntax, check_host_port};
+use crate::error::{DmError, ErrorCode, codes};
 
 /// The dm-worker config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,23 +60,25 @@ impl Default for WorkerConfig {
     }
 }
 
+impl ConfigFile for WorkerConfig {
+    const KIND: &'static str = "dm-worker config";
+    const SYNTAX: Syntax = Syntax::Toml;
+    const UNKNOWN_KEY: &'static ErrorCode = &codes::WORKER_UNDECODED_ITEM_FROM_FILE;
+    const INVALID: &'static ErrorCode = &codes::WORKER_DECODE_CONFIG_FROM_FILE;
+
+    fn adjust(&mut self) {
+        self.fill_defaults();
+    }
+
+    fn validate(&self, issues: &mut Issues) {
+        self.check(issues);
+    }
+}
+
 impl WorkerConfig {
     /// Reads, parses and validates a worker config file; one error lists every problem.
     pub fn load(path: &Path) -> Result<Self, DmError> {
         Self::load_with(Some(path), |_| {})
-    }
-
-    /// Reads `path` (or starts from the defaults), applies command-line `overrides`, then
-    /// validates; one error lists every problem.
-    pub fn load_with(
-        path: Option<&Path>,
-        overrides: impl FnOnce(&mut Self),
-    ) -> Result<Self, DmError> {
-        let (text, file) = match path {
-            Some(p) => (read_file(p)?, p.display().to_string()),
-            None => (String::new(), "command-line flags".to_string()),
-        };
-        Self::parse_checked(&text, &file, overrides)
     }
 
     /// Parses and validates worker TOML; `file` names it in errors.
@@ -84,40 +86,15 @@ impl WorkerConfig {
         Self::parse_checked(text, file, |_| {})
     }
 
-    fn parse_checked(
-        text: &str,
-        file: &str,
-        overrides: impl FnOnce(&mut Self),
-    ) -> Result<Self, DmError> {
-        let mut issues = Issues::default();
-        let mut parsed: Option<Self> = parse_toml(
-            text,
-            &mut issues,
-            &codes::WORKER_UNDECODED_ITEM_FROM_FILE,
-            &codes::WORKER_DECODE_CONFIG_FROM_FILE,
-        );
-        // Semantic checks also run when there are unknown keys, so one error shows all.
-        if let Some(cfg) = parsed.as_mut() {
-            overrides(cfg);
-            cfg.adjust();
-            cfg.validate(&mut issues);
-        }
-        issues.into_result(
-            &format!("dm-worker config `{file}`"),
-            &codes::WORKER_DECODE_CONFIG_FROM_FILE,
-        )?;
-        Ok(parsed.expect("no issues means parsed"))
-    }
-
     /// Fills derived defaults.
-    pub fn adjust(&mut self) {
+    fn fill_defaults(&mut self) {
         if self.advertise_addr.is_empty() {
             self.advertise_addr = self.worker_addr.clone();
         }
     }
 
     /// Pushes every problem into `issues`.
-    pub fn validate(&self, issues: &mut Issues) {
+    fn check(&self, issues: &mut Issues) {
         if self.name.trim().is_empty() {
             issues.push(
                 "name",

@@ -2,11 +2,12 @@
 //! shapes ([`crate::messages::rpc`]). Every answer is HTTP 200; a failure is `result: false` with
 //! DM's error text in `msg`. Per-source outcomes go in `sources`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
 
 use super::status::{self, Expect};
 use super::{MasterState, members, service};
+use crate::api::extract::{self, ApiQuery};
 use crate::error::{DmError, codes};
 use crate::messages::rpc::{
     self, CheckTaskRequest, CheckTaskResponse, CommonResponse, CommonWorkerResponse,
@@ -21,30 +22,26 @@ fn ok<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
-/// The `key=value` pairs of a query string (repeated keys kept, as grpc-gateway sends
-/// repeated fields).
-pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
+/// `query-status` query: the sources to ask (grpc-gateway's repeated `sources`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StatusQuery {
+    #[serde(deserialize_with = "extract::list")]
+    sources: Vec<String>,
 }
 
-/// Every value of `key` in the query, comma-separated values split.
-pub fn query_list(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn query_flag(pairs: &[(String, String)], key: &str) -> bool {
-    pairs
-        .iter()
-        .any(|(k, v)| k == key && (v.is_empty() || v == "true" || v == "1"))
+/// `list-member` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MemberQuery {
+    #[serde(deserialize_with = "extract::flag")]
+    leader: bool,
+    #[serde(deserialize_with = "extract::flag")]
+    master: bool,
+    #[serde(deserialize_with = "extract::flag")]
+    worker: bool,
+    #[serde(deserialize_with = "extract::list")]
+    names: Vec<String>,
 }
 
 fn failed_source(source: &str, e: &DmError) -> CommonWorkerResponse {
@@ -431,10 +428,8 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 async fn query_status(
     state: web::Data<MasterState>,
     path: Option<web::Path<String>>,
-    req: HttpRequest,
+    ApiQuery(StatusQuery { sources }): ApiQuery<StatusQuery>,
 ) -> HttpResponse {
-    let pairs = query_pairs(&req);
-    let sources = query_list(&pairs, "sources");
     let name = path.map(|p| p.into_inner()).filter(|n| !n.is_empty());
     ok(
         match status::query_status(&state, name.as_deref(), &sources).await {
@@ -454,14 +449,12 @@ async fn query_status(
 
 // ---- members ----
 
-async fn list_member(state: web::Data<MasterState>, req: HttpRequest) -> HttpResponse {
-    let pairs = query_pairs(&req);
-    let names = query_list(&pairs, "names");
-    let (mut leader, mut master, mut worker) = (
-        query_flag(&pairs, "leader"),
-        query_flag(&pairs, "master"),
-        query_flag(&pairs, "worker"),
-    );
+async fn list_member(
+    state: web::Data<MasterState>,
+    ApiQuery(q): ApiQuery<MemberQuery>,
+) -> HttpResponse {
+    let names = q.names;
+    let (mut leader, mut master, mut worker) = (q.leader, q.master, q.worker);
     if !leader && !master && !worker {
         (leader, master, worker) = (true, true, true);
     }

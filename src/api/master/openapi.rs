@@ -11,13 +11,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::de::DeserializeOwned;
+use actix_web::{HttpResponse, ResponseError, web};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::gateway::{query_list, query_pairs};
 use super::status::{self, Expect};
 use super::{MasterState, members, service};
+use crate::api::extract::{self, ApiQuery, Force, SourceNames, StrictJson, WithStatus};
 use crate::api::openapi::convert::{
     config_to_source, config_to_task, error_body, source_to_config, task_from_request,
     task_status_from_worker,
@@ -25,7 +25,7 @@ use crate::api::openapi::convert::{
 use crate::api::openapi::model::{
     ClusterMaster, ClusterWorker, CreateSourceRequest, ListResponse, OperateTaskResponse, Source,
     SourceStatus, StartTaskRequest, StopTaskRequest, SubTaskStatus, Task, UpdateSourceRequest,
-    WorkerNameRequest, from_slice,
+    WorkerNameRequest,
 };
 use crate::api::openapi::spec;
 use crate::config::task::Keyword;
@@ -74,17 +74,36 @@ impl From<DmError> for ApiError {
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, DmError> {
-    from_slice(
-        body,
-        &format!("request body of {} {}", req.method(), req.path()),
-    )
+/// `GET /sources` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SourceListQuery {
+    #[serde(deserialize_with = "extract::flag")]
+    with_status: bool,
+    #[serde(deserialize_with = "extract::flag")]
+    enable_relay: bool,
 }
 
-fn flag(pairs: &[(String, String)], key: &str) -> bool {
-    pairs
-        .iter()
-        .any(|(k, v)| k == key && (v.is_empty() || v == "true" || v == "1"))
+/// `GET /tasks` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TaskListQuery {
+    #[serde(deserialize_with = "extract::flag")]
+    with_status: bool,
+    #[serde(deserialize_with = "extract::list")]
+    stage: Vec<String>,
+    #[serde(deserialize_with = "extract::list")]
+    source_name_list: Vec<String>,
+}
+
+/// `DELETE /tasks/{name}` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DeleteTaskQuery {
+    #[serde(deserialize_with = "extract::flag")]
+    force: bool,
+    #[serde(deserialize_with = "extract::flag")]
+    keep_meta: bool,
 }
 
 // ---- sources ----
@@ -136,10 +155,8 @@ async fn source_status(state: &MasterState, view: &ClusterView, name: &str) -> V
 
 async fn create_source(
     state: web::Data<MasterState>,
-    req: HttpRequest,
-    body: web::Bytes,
+    StrictJson(r): StrictJson<CreateSourceRequest>,
 ) -> ApiResult {
-    let r: CreateSourceRequest = parse(&req, &body)?;
     let cfg = source_to_config(&r.source, None)?;
     let name = cfg.source_id.clone();
     service::add_sources(&state, vec![cfg], r.worker_name.filter(|w| !w.is_empty())).await?;
@@ -147,10 +164,11 @@ async fn create_source(
     Ok(HttpResponse::Created().json(source_view(&state, &view, &name, false).await?))
 }
 
-async fn list_sources(state: web::Data<MasterState>, req: HttpRequest) -> ApiResult {
-    let pairs = query_pairs(&req);
-    let with_status = flag(&pairs, "with_status");
-    let relay_only = flag(&pairs, "enable_relay");
+async fn list_sources(
+    state: web::Data<MasterState>,
+    ApiQuery(q): ApiQuery<SourceListQuery>,
+) -> ApiResult {
+    let (with_status, relay_only) = (q.with_status, q.enable_relay);
     let view = state.view().await?;
     let mut data = Vec::new();
     for (name, cfg) in &view.sources {
@@ -164,21 +182,18 @@ async fn list_sources(state: web::Data<MasterState>, req: HttpRequest) -> ApiRes
 
 async fn get_source(
     state: web::Data<MasterState>,
-    req: HttpRequest,
+    ApiQuery(WithStatus { with_status }): ApiQuery<WithStatus>,
     path: web::Path<String>,
 ) -> ApiResult {
-    let with_status = flag(&query_pairs(&req), "with_status");
     let view = state.view().await?;
     Ok(HttpResponse::Ok().json(source_view(&state, &view, &path, with_status).await?))
 }
 
 async fn update_source(
     state: web::Data<MasterState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    StrictJson(r): StrictJson<UpdateSourceRequest>,
 ) -> ApiResult {
-    let r: UpdateSourceRequest = parse(&req, &body)?;
     if r.source.source_name != *path {
         return Err(DmError::new(
             &codes::OPENAPI_COMMON,
@@ -199,10 +214,9 @@ async fn update_source(
 
 async fn delete_source(
     state: web::Data<MasterState>,
-    req: HttpRequest,
+    ApiQuery(Force { force }): ApiQuery<Force>,
     path: web::Path<String>,
 ) -> ApiResult {
-    let force = flag(&query_pairs(&req), "force");
     service::remove_source(&state, &path, force).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -233,11 +247,9 @@ async fn disable_source(state: web::Data<MasterState>, path: web::Path<String>) 
 
 async fn transfer_source(
     state: web::Data<MasterState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    StrictJson(r): StrictJson<WorkerNameRequest>,
 ) -> ApiResult {
-    let r: WorkerNameRequest = parse(&req, &body)?;
     service::transfer_source(&state, &path, &r.worker_name).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -384,40 +396,17 @@ async fn task_view(
     Ok(t)
 }
 
-/// The `task` value of a create/update body (an OpenAPI Task, or task.yaml as a string);
-/// any other top-level key is an error.
-fn task_body(req: &HttpRequest, body: &[u8]) -> Result<TaskConfig, DmError> {
-    let what = format!("request body of {} {}", req.method(), req.path());
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        DmError::new(
-            &codes::OPENAPI_COMMON,
-            format!("{what} is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(mut obj) = v else {
-        return Err(DmError::new(
-            &codes::OPENAPI_COMMON,
-            format!("{what} is not a JSON object"),
-        ));
-    };
-    let task = obj
-        .remove("task")
-        .ok_or_else(|| DmError::new(&codes::OPENAPI_COMMON, format!("{what} has no `task`")))?;
-    if let Some(k) = obj.keys().next() {
-        return Err(DmError::new(
-            &codes::CONFIG_UNKNOWN_KEY,
-            format!("{what}: unknown key `{k}`"),
-        ));
-    }
-    task_from_request(task)
+/// The body of a task create/update: `{"task": <an OpenAPI Task, or task.yaml as a string>}`.
+#[derive(Debug, Deserialize)]
+struct TaskBody {
+    task: Value,
 }
 
 async fn create_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
-    body: web::Bytes,
+    StrictJson(TaskBody { task }): StrictJson<TaskBody>,
 ) -> ApiResult {
-    let cfg = task_body(&req, &body)?;
+    let cfg = task_from_request(task)?;
     let task = service::prepare_task(&state, cfg, &[]).await?;
     let report = service::precheck(&state, &task).await;
     let check_result = report.check_result();
@@ -433,11 +422,10 @@ async fn create_task(
 
 async fn update_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    StrictJson(TaskBody { task }): StrictJson<TaskBody>,
 ) -> ApiResult {
-    let cfg = task_body(&req, &body)?;
+    let cfg = task_from_request(task)?;
     if cfg.name != *path {
         return Err(DmError::new(
             &codes::OPENAPI_COMMON,
@@ -467,11 +455,11 @@ async fn update_task(
     }))
 }
 
-async fn list_tasks(state: web::Data<MasterState>, req: HttpRequest) -> ApiResult {
-    let pairs = query_pairs(&req);
-    let with_status = flag(&pairs, "with_status");
-    let stages = query_list(&pairs, "stage");
-    let sources = query_list(&pairs, "source_name_list");
+async fn list_tasks(
+    state: web::Data<MasterState>,
+    ApiQuery(q): ApiQuery<TaskListQuery>,
+) -> ApiResult {
+    let (with_status, stages, sources) = (q.with_status, q.stage, q.source_name_list);
     let view = state.view().await?;
     let mut data = Vec::new();
     for name in view.tasks() {
@@ -493,21 +481,18 @@ async fn list_tasks(state: web::Data<MasterState>, req: HttpRequest) -> ApiResul
 
 async fn get_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
+    ApiQuery(WithStatus { with_status }): ApiQuery<WithStatus>,
     path: web::Path<String>,
 ) -> ApiResult {
-    let with_status = flag(&query_pairs(&req), "with_status");
     let view = state.view().await?;
     Ok(HttpResponse::Ok().json(task_view(&state, &view, &path, with_status).await?))
 }
 
 async fn delete_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
+    ApiQuery(DeleteTaskQuery { force, keep_meta }): ApiQuery<DeleteTaskQuery>,
     path: web::Path<String>,
 ) -> ApiResult {
-    let pairs = query_pairs(&req);
-    let (force, keep_meta) = (flag(&pairs, "force"), flag(&pairs, "keep_meta"));
     let view = state.view().await?;
     let subs = view.task(&path);
     let Some(first) = subs.first().map(|s| s.cfg.clone()) else {
@@ -539,10 +524,11 @@ async fn delete_task(
 
 async fn get_task_status(
     state: web::Data<MasterState>,
-    req: HttpRequest,
+    ApiQuery(SourceNames {
+        source_name_list: sources,
+    }): ApiQuery<SourceNames>,
     path: web::Path<String>,
 ) -> ApiResult {
-    let sources = query_list(&query_pairs(&req), "source_name_list");
     Ok(HttpResponse::Ok().json(ListResponse::new(
         task_status(&state, &path, &sources).await?,
     )))
@@ -550,11 +536,9 @@ async fn get_task_status(
 
 async fn start_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    StrictJson(r): StrictJson<StartTaskRequest>,
 ) -> ApiResult {
-    let r: StartTaskRequest = parse(&req, &body)?;
     let sources = r.source_name_list.unwrap_or_default();
     let start_time = r.start_time.unwrap_or_default();
     let safe_mode = r.safe_mode_time_duration.unwrap_or_default();
@@ -594,11 +578,9 @@ async fn start_task(
 
 async fn stop_task(
     state: web::Data<MasterState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    StrictJson(r): StrictJson<StopTaskRequest>,
 ) -> ApiResult {
-    let r: StopTaskRequest = parse(&req, &body)?;
     let view = state.view().await?;
     subtasks_of(&view, &path)?;
     let sources = r.source_name_list.unwrap_or_default();

@@ -23,6 +23,7 @@ use super::model::{
     TaskSourceConf, TaskSourceConfig, TaskTableMigrateRule, TaskTableMigrateRuleSource,
     TaskTableMigrateRuleTarget, TaskTargetDataBase, TaskTargetSession, parse_value,
 };
+use crate::config::ConfigFile;
 use crate::config::db::{DbConfig, Security as DbSecurity, SessionValue};
 use crate::config::rules::{BaList, BinlogEventRule, RouteRule, TableRef};
 use crate::config::task::Keyword;

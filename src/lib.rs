@@ -30,6 +30,7 @@ pub mod config;
 pub mod ctl;
 pub mod db;
 pub mod error;
+pub mod failpoint;
 pub mod ids;
 pub mod messages;
 pub mod metrics;

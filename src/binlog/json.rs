@@ -412,13 +412,103 @@ mod tests {
         );
     }
 
+    /// `doc` is rejected, with a message naming `why`.
+    #[track_caller]
+    fn assert_corrupt(doc: &[u8], why: &str) {
+        let shown = format!("{:02x?} ({} bytes)", &doc[..doc.len().min(24)], doc.len());
+        match json_binary_to_text(doc) {
+            Err(DecodeError::Invalid { what }) => {
+                assert!(what.contains(why), "{shown}: `{what}`, expected `{why}`")
+            }
+            Err(e) => panic!("{shown}: {e:?}, expected an invalid-document error ({why})"),
+            Ok(text) => panic!("{shown} decoded as `{text:.80}`, expected an error ({why})"),
+        }
+    }
+
     #[test]
     fn corrupt_documents_are_errors_not_panics() {
         let doc = sample_object();
+        // The whole document and the empty one are valid; every proper prefix is cut short.
+        assert_eq!(
+            json_binary_to_text(&doc).unwrap(),
+            r#"{"a": 1, "bb": [true, "x", 2.5]}"#
+        );
+        assert_eq!(json_binary_to_text(&doc[..0]).unwrap(), "null");
         for cut in 1..doc.len() {
-            let _ = json_binary_to_text(&doc[..cut]);
+            assert!(
+                json_binary_to_text(&doc[..cut]).is_err(),
+                "prefix of {cut} of {} bytes: {:?}",
+                doc.len(),
+                json_binary_to_text(&doc[..cut])
+            );
         }
-        assert!(json_binary_to_text(&[0x42]).is_err());
-        assert!(json_binary_to_text(&[SMALL_ARRAY, 5, 0, 4, 0]).is_err());
+        // The object's size field, one byte bigger than its data.
+        let mut big = doc.clone();
+        big[3] += 1;
+        assert_corrupt(&big, "container larger than its data");
+        // Size 4 (just count and size) for 2 entries.
+        let mut small = doc.clone();
+        small[3..5].copy_from_slice(&4u16.to_le_bytes());
+        assert_corrupt(&small, "container header larger than the container");
+        // A key offset and a value offset past the object's end.
+        let mut key = doc.clone();
+        key[5..7].copy_from_slice(&0xf0u16.to_le_bytes());
+        assert_corrupt(&key, "offset out of range");
+        let mut value = doc.clone();
+        value[17..19].copy_from_slice(&0xf0u16.to_le_bytes());
+        assert_corrupt(&value, "value offset out of range");
+        // A key that is not UTF-8, an unknown type in a value entry.
+        let mut key_bytes = doc.clone();
+        key_bytes[19] = 0xff;
+        assert_corrupt(&key_bytes, "key is not UTF-8");
+        let mut entry_type = doc.clone();
+        entry_type[13] = 0x0e;
+        assert_corrupt(&entry_type, "unknown value type 0x0e");
+
+        assert_corrupt(&[0x42], "unknown value type 0x42");
+        assert_corrupt(&[SMALL_ARRAY, 5, 0, 4, 0], "container header larger");
+        assert_corrupt(
+            &[LARGE_ARRAY, 1, 0, 0, 0, 8, 0, 0, 0],
+            "container header larger",
+        );
+        assert_corrupt(&[LITERAL], "truncated literal");
+        assert_corrupt(&[LITERAL, 3], "unknown literal");
+        assert_corrupt(&[INT16, 1], "offset out of range");
+        assert_corrupt(&[UINT32, 1, 2, 3], "offset out of range");
+        assert_corrupt(&[INT64, 1, 2, 3, 4, 5, 6, 7], "offset out of range");
+        assert_corrupt(&[DOUBLE, 0, 0, 0, 0], "offset out of range");
+        assert_corrupt(&[STRING, 3, b'a', b'b'], "offset out of range");
+        assert_corrupt(&[STRING, 0x80, 0x80, 0x80, 0x80, 0x80], "variable-length");
+        assert_corrupt(&[STRING, 2, 0xc3, 0x28], "string is not UTF-8");
+        assert_corrupt(&[OPAQUE], "truncated opaque");
+        assert_corrupt(&[OPAQUE, MYSQL_TYPE_NEWDECIMAL, 1, 5], "truncated decimal");
+        assert_corrupt(
+            &[OPAQUE, MYSQL_TYPE_DATETIME, 4, 1, 2, 3, 4],
+            "truncated temporal",
+        );
+        assert_corrupt(&[OPAQUE, 15, 5, 1, 2], "offset out of range");
+        // `[[…[]…]]` with `levels` arrays around the innermost `[]`: each level is count 1,
+        // its size, one entry pointing at the next level right after it.
+        let nested = |levels: usize| {
+            let mut inner = vec![0, 0, 4, 0];
+            for _ in 0..levels {
+                let size = (7 + inner.len()) as u16;
+                let mut level = vec![1, 0];
+                level.extend(size.to_le_bytes());
+                level.extend([SMALL_ARRAY, 7, 0]);
+                level.extend(inner);
+                inner = level;
+            }
+            let mut doc = vec![SMALL_ARRAY];
+            doc.extend(inner);
+            doc
+        };
+        assert_eq!(json_binary_to_text(&nested(2)).unwrap(), "[[[]]]");
+        let deepest = json_binary_to_text(&nested(MAX_DEPTH)).unwrap();
+        assert_eq!(
+            deepest,
+            format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1))
+        );
+        assert_corrupt(&nested(MAX_DEPTH + 1), "nested too deeply");
     }
 }

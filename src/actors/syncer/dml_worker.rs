@@ -425,7 +425,15 @@ async fn execute(
         }
         session = Some(c.id());
         match c.query_drop(text).await {
-            Ok(()) => return (conn, Ok(())),
+            Ok(()) if crate::failpoint::lose("dml-lose-commit-reply") => {
+                // As if the COMMIT's answer never arrived: find out from the progress row.
+                conn = None;
+                verify = true;
+            }
+            Ok(()) => {
+                crate::failpoint::crash("dml-after-commit");
+                return (conn, Ok(()));
+            }
             Err(e) => match db::classify(&e) {
                 Fault::Transient => {
                     let _ = c.query_drop("ROLLBACK").await;

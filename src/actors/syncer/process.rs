@@ -21,7 +21,7 @@ use super::causality_actor::CausalityActor;
 use super::checkpoint::CheckpointActor;
 use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
 use super::resume::{PendingGtid, Resume, StreamPosition};
-use super::stream::StreamControllerActor;
+use super::stream::{StreamControllerActor, StreamSpec};
 use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
 use crate::binlog::event::BinlogEvent;
 use crate::binlog::gtid::GtidSet;
@@ -319,11 +319,18 @@ impl Run {
             0x4000_0000 | (rand::random::<u32>() & 0x0fff_ffff)
         };
         let stream = StreamControllerActor::new(
-            cfg.name.clone(),
-            up_opts,
-            server_id,
-            flavor,
-            start.clone(),
+            StreamSpec {
+                task: cfg.name.clone(),
+                opts: up_opts,
+                server_id,
+                flavor,
+                start: start.clone(),
+                // An idle upstream's heartbeats pace the idle checkpoint flush.
+                heartbeat: cfg
+                    .syncer
+                    .flush_interval()
+                    .clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            },
             me,
         )
         .start();

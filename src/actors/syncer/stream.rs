@@ -30,34 +30,31 @@ pub const BATCH_EVENTS: usize = 256;
 /// Consecutive failed reconnects before the stream gives up.
 pub const MAX_RECONNECTS: u32 = 30;
 
+/// What stream to read.
+#[derive(Clone)]
+pub struct StreamSpec {
+    pub task: String,
+    /// The upstream connection (no `Debug`: it holds the password).
+    pub opts: Opts,
+    /// The replica server id (unique among the upstream's replicas).
+    pub server_id: u32,
+    pub flavor: Flavor,
+    pub start: StartPoint,
+    /// How often an idle upstream sends a heartbeat (the syncer flushes its checkpoint on
+    /// one, so this is the idle flush interval too).
+    pub heartbeat: Duration,
+}
+
 /// The actor.
 pub struct StreamControllerActor {
-    task: String,
-    opts: Opts,
-    server_id: u32,
-    flavor: Flavor,
-    start: StartPoint,
+    spec: StreamSpec,
     syncer: Addr<SyncerActor>,
 }
 
 impl StreamControllerActor {
-    /// A stream from `start` feeding `syncer`.
-    pub fn new(
-        task: String,
-        opts: Opts,
-        server_id: u32,
-        flavor: Flavor,
-        start: StartPoint,
-        syncer: Addr<SyncerActor>,
-    ) -> Self {
-        Self {
-            task,
-            opts,
-            server_id,
-            flavor,
-            start,
-            syncer,
-        }
+    /// A stream as `spec` says, feeding `syncer`.
+    pub fn new(spec: StreamSpec, syncer: Addr<SyncerActor>) -> Self {
+        Self { spec, syncer }
     }
 }
 
@@ -93,14 +90,15 @@ struct Cursor {
     file: String,
 }
 
-async fn run(
-    task: String,
-    opts: Opts,
-    server_id: u32,
-    flavor: Flavor,
-    start: StartPoint,
-    syncer: Addr<SyncerActor>,
-) -> DmError {
+async fn run(spec: StreamSpec, syncer: Addr<SyncerActor>) -> DmError {
+    let StreamSpec {
+        task,
+        opts,
+        server_id,
+        flavor,
+        start,
+        heartbeat,
+    } = spec;
     let mut cursor = Cursor {
         boundary: None,
         last_end: None,
@@ -121,7 +119,7 @@ async fn run(
             server_id,
             flavor,
             start: point,
-            heartbeat: Duration::from_secs(30),
+            heartbeat,
         };
         let err = match open_stream(opts.clone(), &req).await {
             Ok(mut stream) => {
@@ -160,7 +158,11 @@ async fn run(
                     failures = 0;
                     let t = ev.header().event_type_raw();
                     let end = ev.header().log_pos();
-                    if t == types::ROTATE {
+                    if t == types::HEARTBEAT {
+                        // Carries the position of the last event sent, not a new one: never a
+                        // duplicate, never a position. The syncer flushes its checkpoint on it
+                        // when the upstream is idle.
+                    } else if t == types::ROTATE {
                         // The classifier strips the checksum the opening fake rotate still has.
                         if let Ok(BinlogEvent::Rotate { next, .. }) = BinlogEvent::classify(&ev) {
                             cursor.file = next;
@@ -247,15 +249,8 @@ impl Actor for StreamControllerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        info!(actor = "StreamController", parent = "Syncer", task = %self.task, start = ?self.start, "actor started");
-        let fut = run(
-            self.task.clone(),
-            self.opts.clone(),
-            self.server_id,
-            self.flavor,
-            self.start.clone(),
-            self.syncer.clone(),
-        );
+        info!(actor = "StreamController", parent = "Syncer", task = %self.spec.task, start = ?self.spec.start, heartbeat_ms = self.spec.heartbeat.as_millis() as u64, "actor started");
+        let fut = run(self.spec.clone(), self.syncer.clone());
         let syncer = self.syncer.clone();
         fut.into_actor(self)
             .map(move |error, _, ctx| {
@@ -266,7 +261,7 @@ impl Actor for StreamControllerActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        info!(actor = "StreamController", parent = "Syncer", task = %self.task, reason = "stopped", "actor stopped");
+        info!(actor = "StreamController", parent = "Syncer", task = %self.spec.task, reason = "stopped", "actor stopped");
     }
 }
 

@@ -402,16 +402,26 @@ mod tests {
 
     #[test]
     fn status_serializes_with_dm_names() {
-        let v = serde_json::to_value(LoadStatus::default()).unwrap();
-        for k in [
-            "finished_bytes",
-            "total_bytes",
-            "progress",
-            "meta_binlog",
-            "meta_binlog_gtid",
-            "bps",
-        ] {
-            assert!(v.get(k).is_some(), "{k}");
-        }
+        // Distinct values, none a default: a field under another key or carrying another
+        // field's value changes the document.
+        let status = LoadStatus {
+            finished_bytes: 1_111,
+            total_bytes: 2_222,
+            progress: "50.00 %".into(),
+            meta_binlog: "(mysql-bin.000003, 1234)".into(),
+            meta_binlog_gtid: "0-1-42".into(),
+            bps: 333,
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({
+                "finished_bytes": 1_111,
+                "total_bytes": 2_222,
+                "progress": "50.00 %",
+                "meta_binlog": "(mysql-bin.000003, 1234)",
+                "meta_binlog_gtid": "0-1-42",
+                "bps": 333,
+            })
+        );
     }
 }

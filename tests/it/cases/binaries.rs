@@ -8,7 +8,8 @@ use std::time::Duration;
 use dm::config::SecretKey;
 
 use crate::harness::{
-    BinProcess, DM_MASTER, DM_WORKER, DMCTL, eventually_msg, free_port, pid_running,
+    BinProcess, DM_MASTER, DM_MIGRATE, DM_SYNCER, DM_WORKER, DMCTL, eventually_msg, free_port,
+    pid_running,
 };
 
 const MASTER: &str = DM_MASTER;
@@ -24,21 +25,144 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// The flags a `--help` lists: every `-x`/`--xyz` that starts an option line.
+fn listed_flags(help: &str) -> std::collections::BTreeSet<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .take_while(|w| w.starts_with('-'))
+                .map(|w| w.trim_end_matches(',').to_string())
+        })
+        .collect()
+}
+
+/// The subcommands a `--help` lists under `Commands:`.
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim_end() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+/// `bin --help`: exits 0 and lists each of `flags` (as README.md documents them).
+fn assert_help_lists(bin: &str, args: &[&str], flags: &[&str]) -> String {
+    let out = run(bin, args);
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = listed_flags(&help);
+    for flag in flags {
+        assert!(
+            listed.contains(*flag),
+            "{bin} {args:?} does not list {flag}: {listed:?}\n{help}"
+        );
+    }
+    help
+}
+
 #[test]
 fn help_and_version() {
-    for bin in [MASTER, WORKER, DMCTL] {
+    for bin in [MASTER, WORKER, DMCTL, DM_SYNCER, DM_MIGRATE] {
         let v = run(bin, &["--version"]);
         assert!(v.status.success(), "{bin} --version");
         assert!(String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")));
-        let h = run(bin, &["--help"]);
-        assert!(h.status.success(), "{bin} --help");
+    }
+    // README.md "The binaries" and "Cluster quick start": flags that also are config keys.
+    assert_help_lists(
+        MASTER,
+        &["--help"],
+        &[
+            "--config",
+            "--name",
+            "--master-addr",
+            "--advertise-addr",
+            "--data-dir",
+            "--peer-urls",
+            "--initial-cluster",
+            "--etcd-client-urls",
+            "--etcd-endpoints",
+            "--election-ttl",
+            "--log-file",
+            "-L",
+            "--log-level",
+            "--help",
+            "--version",
+        ],
+    );
+    assert_help_lists(
+        WORKER,
+        &["--help"],
+        &[
+            "--config",
+            "--name",
+            "--worker-addr",
+            "--advertise-addr",
+            "--join",
+            "--etcd-endpoints",
+            "--keepalive-ttl",
+            "--log-file",
+            "-L",
+            "--log-level",
+            "--help",
+            "--version",
+        ],
+    );
+    let help = assert_help_lists(
+        DMCTL,
+        &["--help"],
+        &["--master-addr", "-s", "--source", "--help", "--version"],
+    );
+    // README.md "Cluster quick start": dmctl's commands.
+    let commands = listed_commands(&help);
+    for command in [
+        "operate-source",
+        "start-task",
+        "check-task",
+        "stop-task",
+        "pause-task",
+        "resume-task",
+        "query-status",
+        "list-member",
+        "offline-member",
+        "transfer-source",
+        "encrypt",
+    ] {
         assert!(
-            String::from_utf8_lossy(&h.stdout).contains("--"),
-            "{bin} --help lists flags"
+            commands.iter().any(|c| c == command),
+            "dmctl --help does not list {command}: {commands:?}\n{help}"
         );
     }
-    assert!(String::from_utf8_lossy(&run(MASTER, &["--help"]).stdout).contains("--config"));
-    assert!(String::from_utf8_lossy(&run(DMCTL, &["--help"]).stdout).contains("encrypt"));
+    assert_help_lists(
+        DMCTL,
+        &["encrypt", "--help"],
+        &["--secret-key-path", "--help"],
+    );
+    // README.md "dm-syncer" and "dm-migrate": the same options.
+    for bin in [DM_SYNCER, DM_MIGRATE] {
+        assert_help_lists(
+            bin,
+            &["--help"],
+            &[
+                "--task",
+                "--source",
+                "--secret-key-path",
+                "-L",
+                "--log-level",
+                "--log-file",
+                "--status-interval",
+                "--help",
+                "--version",
+            ],
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! after a failed file without loading anything twice.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use dm::binlog::gtid::GtidSet;
@@ -231,7 +231,12 @@ async fn load(cfg: &SubTaskConfig, dir: &Path) -> (Result<LoadSummary, DmError>,
 
 /// Every row of `sql`, each value as text (`None` for NULL).
 pub(crate) async fn rows(sql: &str) -> Vec<Vec<Option<String>>> {
-    shared_downstream()
+    rows_on(shared_downstream(), sql).await
+}
+
+/// [`rows`] on `server`.
+async fn rows_on(server: &MariaDb, sql: &str) -> Vec<Vec<Option<String>>> {
+    server
         .query_rows(sql)
         .await
         .into_iter()
@@ -243,6 +248,23 @@ pub(crate) async fn rows(sql: &str) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// A downstream of its own for the tests that count the LOAD DATA statements it runs
+/// (`Com_load`): on the shared one, other tests' loads would count too. Those tests hold
+/// [`COUNTING`] while they load, so their counts do not mix either.
+fn counted_downstream() -> &'static MariaDb {
+    static DOWNSTREAM: OnceLock<MariaDb> = OnceLock::new();
+    DOWNSTREAM.get_or_init(MariaDb::start_downstream)
+}
+
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The LOAD DATA statements `server` has run: `SHOW GLOBAL STATUS LIKE 'Com_load'`.
+async fn com_load(server: &MariaDb) -> u64 {
+    let rows = rows_on(server, "SHOW GLOBAL STATUS LIKE 'Com_load'").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0][1].as_deref().unwrap().parse().unwrap()
+}
+
 fn expect(rows: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
     rows.iter()
         .map(|r| r.iter().map(|v| v.map(String::from)).collect())
@@ -250,12 +272,15 @@ fn expect(rows: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
 }
 
 async fn checkpoint_files(meta: &TestDb, task: &str) -> Vec<(String, String, String, bool)> {
-    rows(&format!(
-        "SELECT filename, cp_schema, cp_table, `offset` = end_pos FROM {}.{} \
+    rows_on(
+        meta.server(),
+        &format!(
+            "SELECT filename, cp_schema, cp_table, `offset` = end_pos FROM {}.{} \
          WHERE id = 'src-load' ORDER BY filename",
-        q(meta.name()),
-        q(&format!("{task}_loader_checkpoint"))
-    ))
+            q(meta.name()),
+            q(&format!("{task}_loader_checkpoint"))
+        ),
+    )
     .await
     .into_iter()
     .map(|r| {
@@ -884,13 +909,16 @@ async fn refuses_missing_or_unfinished_dumps() {
     assert!(e.message.contains("did not finish"), "{}", e.message);
 }
 
-/// Throughput of a sysbench-shaped table (id INT PK, k INT, c CHAR(120), pad CHAR(60)) in
-/// eight dumpling-style files of ~1 MB INSERTs, pool-size 4. Prints rows/s and MB/s.
+/// A sysbench-shaped table (id INT PK, k INT, c CHAR(120), pad CHAR(60)) in eight
+/// dumpling-style files of ~1 MB INSERTs, loaded with pool-size 4 and `data-statement: auto`:
+/// on MariaDB (local_infile on) every row goes by LOAD DATA — the target counts at least one
+/// LOAD DATA statement per file — and the table ends with exactly the dumped rows, in full,
+/// its deferred `k_1` added. Prints the rate for information; speed goals live in `bench/`.
 #[tokio::test]
-async fn sysbench_shaped_throughput() {
+async fn sysbench_shaped_load_by_auto_load_data_copies_every_row() {
     const ROWS: u32 = 100_000;
     const FILES: u32 = 8;
-    let down = shared_downstream();
+    let down = counted_downstream();
     let src = fresh_db(down, "load_sb");
     let meta = fresh_db(down, "load_sb_meta");
     let db = src.name();
@@ -905,6 +933,7 @@ async fn sysbench_shaped_throughput() {
     );
     let per_file = ROWS / FILES;
     let mut bytes = 0;
+    let mut expected = Vec::with_capacity(ROWS as usize);
     for f in 0..FILES {
         let mut body = String::new();
         let mut stmt = String::new();
@@ -917,12 +946,14 @@ async fn sysbench_shaped_throughput() {
             let c: String = (0..11)
                 .map(|i| format!("{:010}-", (id as u64 * 7919 + i) % 10_000_000_000))
                 .collect();
-            stmt.push_str(&format!(
-                "({id},{},'{}','{:059}')",
-                id % 5000,
-                &c[..119],
-                id
-            ));
+            let (k, c, pad) = (id % 5000, &c[..119], format!("{id:059}"));
+            stmt.push_str(&format!("({id},{k},'{c}','{pad}')"));
+            expected.push(vec![
+                Some(id.to_string()),
+                Some(k.to_string()),
+                Some(c.to_string()),
+                Some(pad),
+            ]);
             if stmt.len() > 1_000_000 {
                 body.push_str(&stmt);
                 body.push_str(";\n");
@@ -933,10 +964,10 @@ async fn sysbench_shaped_throughput() {
             body.push_str(&stmt);
             body.push_str(";\n");
         }
-        bytes += body.len();
-        data_file(dir, db, "sbtest1", f, &body);
+        let name = data_file(dir, db, "sbtest1", f, &body);
+        bytes += std::fs::metadata(dir.join(name)).unwrap().len();
     }
-    let cfg = subtask(
+    let mut cfg = subtask(
         "lsb",
         &TaskOpts {
             meta: meta.name(),
@@ -949,25 +980,64 @@ async fn sysbench_shaped_throughput() {
             defer: true,
         },
     );
+    cfg.to.port = down.port();
+    let counting = COUNTING.lock().await;
+    let com_load_before = com_load(down).await;
     let started = Instant::now();
-    let (res, _) = load(&cfg, dir).await;
+    let (res, st) = load(&cfg, dir).await;
     let secs = started.elapsed().as_secs_f64();
+    let com_load_after = com_load(down).await;
+    drop(counting);
     let s = res.unwrap_or_else(|e| panic!("{}", e.report()));
-    assert_eq!(s.rows, ROWS as u64);
     assert_eq!(
-        rows(&format!("SELECT COUNT(*) FROM {}.sbtest1", q(db))).await,
-        expect(&[&[Some(ROWS.to_string().as_str())]])
+        (s.files_loaded, s.files_skipped, s.rows, s.load_data_rows),
+        (FILES as usize, 0, ROWS as u64, ROWS as u64),
+        "{s:?}"
+    );
+    assert_eq!(
+        (s.bytes, st.finished_bytes, st.total_bytes),
+        (bytes, bytes, bytes)
+    );
+    assert_eq!(st.progress, "100.00 %");
+    assert_eq!(s.indexes_added, 1, "the deferred k_1");
+    let load_data = com_load_after - com_load_before;
+    assert!(
+        load_data >= u64::from(FILES),
+        "{load_data} LOAD DATA statements for {FILES} files"
+    );
+    let table = format!("{}.sbtest1", q(db));
+    let got = rows_on(
+        down,
+        &format!("SELECT id, k, c, pad FROM {table} ORDER BY id"),
+    )
+    .await;
+    let differ = got.iter().zip(&expected).position(|(g, e)| g != e);
+    assert_eq!(
+        (got.len(), differ),
+        (expected.len(), None),
+        "every row, in full; first difference: {:?} loaded, {:?} dumped",
+        differ.map(|i| &got[i]),
+        differ.map(|i| &expected[i])
+    );
+    assert_eq!(
+        rows_on(
+            down,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{db}' \
+                 AND TABLE_NAME = 'sbtest1' AND INDEX_NAME = 'k_1'"
+            )
+        )
+        .await,
+        expect(&[&[Some("1")]]),
+        "k_1 is on the table"
     );
     println!(
-        "load throughput: {ROWS} rows, {:.1} MB in {secs:.2} s: {:.0} rows/s, {:.2} MB/s",
+        "load rate (debug build, pool-size 4; for information): {ROWS} rows, {:.1} MB in {secs:.2} s: {:.0} rows/s, {:.2} MB/s, {load_data} LOAD DATA statements",
         bytes as f64 / 1e6,
         ROWS as f64 / secs,
         bytes as f64 / 1e6 / secs
     );
-    let mut conn = down.conn().await;
-    conn.query_drop(format!("DROP TABLE {}.sbtest1", q(db)))
-        .await
-        .unwrap();
+    down.exec(&format!("DROP TABLE {table}")).await;
 }
 
 /// A load connection killed in mid-file reconnects and loads the file again; the killed
@@ -986,7 +1056,8 @@ async fn killed_connection_is_retried_without_duplicates_by_load_data() {
 async fn killed_connection_is_retried(statement: &str) {
     const FILES: u32 = 4;
     const PER_FILE: u32 = 25_000;
-    let down = shared_downstream();
+    // Its own target: the LOAD DATA statements it runs are counted.
+    let down = counted_downstream();
     let src = fresh_db(down, "load_kill");
     let meta = fresh_db(down, "load_kill_meta");
     let db = src.name();
@@ -1010,7 +1081,7 @@ async fn killed_connection_is_retried(statement: &str) {
         }
         data_file(dir, db, "k", f, &body);
     }
-    let cfg = subtask(
+    let mut cfg = subtask(
         "lkill",
         &TaskOpts {
             meta: meta.name(),
@@ -1023,6 +1094,7 @@ async fn killed_connection_is_retried(statement: &str) {
             defer: true,
         },
     );
+    cfg.to.port = down.port();
     let pattern = if statement == "insert" {
         format!("%INSERT INTO `{db}`.`k`%")
     } else {
@@ -1035,7 +1107,7 @@ async fn killed_connection_is_retried(statement: &str) {
             std::time::Duration::from_secs(60),
             "a load connection inserting",
             || async {
-                let id: Option<u64> = conn_query_id(&pattern).await;
+                let id: Option<u64> = conn_query_id(down, &pattern).await;
                 victim.set(id.unwrap_or(0));
                 id.is_some()
             },
@@ -1045,7 +1117,11 @@ async fn killed_connection_is_retried(statement: &str) {
             .await
             .unwrap();
     };
+    let counting = COUNTING.lock().await;
+    let com_load_before = com_load(down).await;
     let ((res, logs), ()) = futures_util::future::join(load_logged(&cfg, dir), killer).await;
+    let load_data = com_load(down).await - com_load_before;
+    drop(counting);
     let s = res.0.unwrap_or_else(|e| panic!("{}", e.report()));
     assert!(
         logs.contains("target connection failed; retrying"),
@@ -1053,22 +1129,28 @@ async fn killed_connection_is_retried(statement: &str) {
     );
     assert_eq!(s.files_loaded, FILES as usize);
     assert_eq!(s.rows, (FILES * PER_FILE) as u64);
-    let by_load_data = if statement == "insert" { 0 } else { PER_FILE };
-    let chunks: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("chunk loaded"))
-        .collect();
-    assert_eq!(chunks.len(), FILES as usize, "{logs}");
-    assert!(
-        chunks
-            .iter()
-            .all(|l| l.contains(&format!("load_data_rows={by_load_data} "))),
-        "{logs}"
-    );
-    let got = rows(&format!(
-        "SELECT COUNT(*), COUNT(DISTINCT a), MIN(a), MAX(a) FROM {}.k",
-        q(db)
-    ))
+    // What the target ran: no LOAD DATA with `insert`; with `load-data`, at least one per
+    // file (the killed file's again), and every row counted as sent by it.
+    if statement == "insert" {
+        assert_eq!(
+            load_data, 0,
+            "LOAD DATA statements with data-statement insert"
+        );
+        assert_eq!(s.load_data_rows, 0);
+    } else {
+        assert!(
+            load_data >= u64::from(FILES),
+            "{load_data} LOAD DATA statements for {FILES} files"
+        );
+        assert_eq!(s.load_data_rows, s.rows);
+    }
+    let got = rows_on(
+        down,
+        &format!(
+            "SELECT COUNT(*), COUNT(DISTINCT a), MIN(a), MAX(a) FROM {}.k",
+            q(db)
+        ),
+    )
     .await;
     let n = FILES * PER_FILE;
     assert_eq!(
@@ -1083,9 +1165,9 @@ async fn killed_connection_is_retried(statement: &str) {
     assert_eq!(checkpoint_files(&meta, "lkill").await.len(), FILES as usize);
 }
 
-/// The id of another connection whose statement matches `pattern`.
-async fn conn_query_id(pattern: &str) -> Option<u64> {
-    let mut conn = shared_downstream().conn().await;
+/// The id of another connection of `server` whose statement matches `pattern`.
+async fn conn_query_id(server: &MariaDb, pattern: &str) -> Option<u64> {
+    let mut conn = server.conn().await;
     let id = conn
         .exec_first(
             "SELECT ID FROM information_schema.PROCESSLIST \

@@ -26,6 +26,11 @@ pub struct BinProcess {
 impl BinProcess {
     /// Starts `bin` with `args`, stdout and stderr appended to `log`.
     pub fn spawn(bin: &str, args: &[String], log: PathBuf) -> Self {
+        Self::spawn_with_env(bin, args, &[], log)
+    }
+
+    /// As [`Self::spawn`], with extra environment variables (e.g. `DM_RS_FAILPOINTS`).
+    pub fn spawn_with_env(bin: &str, args: &[String], env: &[(&str, &str)], log: PathBuf) -> Self {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,6 +38,7 @@ impl BinProcess {
             .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(f.try_clone().expect("clone log handle"))
             .stderr(f)

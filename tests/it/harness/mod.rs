@@ -16,6 +16,7 @@ pub mod mariadb;
 pub mod ports;
 pub mod process;
 mod registry;
+pub mod rows;
 
 // The cases' entry points, usable as `crate::harness::X`.
 #[allow(unused_imports)]

@@ -21,7 +21,7 @@ use crate::harness::cluster::{
     CTL_POLL, Cluster, ClusterSpec, Migration, Writer, all_in, assert_ok, assert_stays, dmctl_at,
     down_count, eventually_ctl, eventually_some, leader_at, serial, subtasks, task_is, wait_task,
 };
-use crate::harness::shared_downstream;
+use crate::harness::{shared_downstream, shared_upstream};
 
 /// Tables with a primary key: `id` auto-increment, `v`, `pad`.
 async fn create_keyed(m: &Migration, table: &str, rows: u32) {
@@ -52,10 +52,6 @@ async fn create_source_and_start(cluster: &Cluster, m: &Migration) -> BTreeSet<S
         m.source_id.as_str(),
         "{out}"
     );
-    assert!(
-        !out.stdout.contains("password: \""),
-        "no password is echoed: {out}"
-    );
     let out = cluster.dmctl(&["start-task", &m.task_file]).await;
     assert_ok(&out, "start-task");
     // Record the units query-status reports on the way to Sync.
@@ -84,6 +80,22 @@ async fn task_lifecycle_through_dmctl() {
     let _one_cluster_at_a_time = serial().await;
     let cluster = Cluster::start(ClusterSpec::default()).await;
     let m = Migration::new(&cluster, "cl_life", "all").await;
+    // The source logs in with a real password, which must never be shown.
+    let user = format!("cl_{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let password = format!("Pw-{:016x}", rand::random::<u64>());
+    shared_upstream()
+        .exec(&format!(
+            "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+             GRANT SELECT, RELOAD, LOCK TABLES, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW \
+             ON *.* TO '{user}'@'127.0.0.1'"
+        ))
+        .await;
+    let yaml = std::fs::read_to_string(&m.source_file).unwrap();
+    let yaml = yaml
+        .replace("user: \"root\"", &format!("user: \"{user}\""))
+        .replace("password: \"\"", &format!("password: \"{password}\""));
+    assert!(yaml.contains(&password));
+    std::fs::write(&m.source_file, yaml).unwrap();
     create_keyed(&m, "t1", 20_000).await;
     create_keyed(&m, "t2", 500).await;
     let writer = Writer::start(m.db(), &["t1", "t2"]);
@@ -97,8 +109,14 @@ async fn task_lifecycle_through_dmctl() {
         cluster.bound_worker(&m.source_id).await.as_deref(),
         Some("w1")
     );
-    let rounds = writer.stop().await;
-    assert!(rounds > 0);
+    // The writes overlapped the full migration and go on into Sync.
+    let at_sync = writer.rounds();
+    assert!(at_sync > 0, "no write landed during dump and load");
+    eventually_ctl(Duration::from_secs(20), "writes during Sync", || async {
+        writer.rounds() > at_sync + 5
+    })
+    .await;
+    writer.stop().await;
     m.wait_converged(&cluster, &["t1", "t2"], Duration::from_secs(60))
         .await;
 
@@ -166,6 +184,67 @@ async fn task_lifecycle_through_dmctl() {
     .await;
     m.wait_converged(&cluster, &["t1", "t2"], Duration::from_secs(30))
         .await;
+
+    // The password is in no answer (dmctl, OpenAPI), no log, and in etcd only in the values
+    // the worker must read (the source and subtask configs, as in DM; encrypt it with
+    // `dmctl encrypt` and `secret-key-path` to keep it out of those too).
+    let mut answers = String::new();
+    for args in [
+        vec!["operate-source", "show"],
+        vec!["operate-source", "show", "-s", &m.source_id],
+        vec!["query-status", &m.task_name],
+        vec!["query-status"],
+        vec!["list-member"],
+    ] {
+        answers.push_str(&cluster.dmctl(&args).await.stdout);
+    }
+    let api = format!("http://{}/api/v1", cluster.masters[0].addr);
+    for path in [
+        "/sources?with_status=true".to_string(),
+        format!("/sources/{}?with_status=true", m.source_id),
+        format!("/tasks/{}?with_status=true", m.task_name),
+        "/tasks".to_string(),
+    ] {
+        answers.push_str(
+            &reqwest::get(format!("{api}{path}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(answers.contains(&m.source_id), "the answers were read");
+    assert!(
+        !answers.contains(&password),
+        "a password in an answer:\n{answers}"
+    );
+    assert!(
+        !cluster.logs(100_000).contains(&password),
+        "a password in a log"
+    );
+    let mut etcd = cluster.etcd().await;
+    let all = etcd
+        .get("/", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let mut in_source_config = false;
+    for kv in all.kvs() {
+        let (k, v) = (
+            kv.key_str().unwrap_or(""),
+            String::from_utf8_lossy(kv.value()),
+        );
+        in_source_config |=
+            k.starts_with("/dm-master/v2/upstream/config/") && v.contains(&password);
+        if v.contains(&password) {
+            assert!(
+                k.starts_with("/dm-master/v2/upstream/config/")
+                    || k.starts_with("/dm-master/upstream/subtask/"),
+                "a password in etcd under {k}"
+            );
+        }
+    }
+    assert!(in_source_config, "the etcd scan saw the source config");
 
     // Stop: the task is gone and no syncer runs. Before, the worker's own status lists it.
     let w1 = cluster.worker("w1");
@@ -321,6 +400,8 @@ async fn worker_failover_rebinds_source_and_resumes_from_checkpoint() {
     let other = if bound == "w1" { "w2" } else { "w1" };
     cluster.kill9_worker(&bound);
     let killed = Instant::now();
+    // Where the dead worker's sync had got to: the new worker must start there.
+    let at_kill = m.checkpoint().await.expect("a checkpoint before the kill");
     eventually_ctl(
         Duration::from_secs(15),
         &format!("source rebound from {bound} to {other}"),
@@ -343,6 +424,31 @@ async fn worker_failover_rebinds_source_and_resumes_from_checkpoint() {
     assert_eq!(
         out.json["sources"][0]["sourceStatus"]["worker"], other,
         "{out}"
+    );
+    // The new worker resumed from the checkpoint: no dump or load again, and its sync unit
+    // started exactly at the dead worker's last checkpoint (read after the kill).
+    let log = cluster
+        .workers
+        .iter()
+        .find(|w| w.name == other)
+        .expect("the other worker")
+        .log_tail(2000);
+    assert!(
+        !log.contains("unit=Dump") && !log.contains("unit=Load"),
+        "{other} dumped or loaded again:\n{log}"
+    );
+    let started = log
+        .lines()
+        .find(|l| l.contains("sync unit started"))
+        .and_then(|l| {
+            let name = l.split("name: \"").nth(1)?.split('"').next()?.to_string();
+            let pos: u64 = l.split("pos: ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((name, pos))
+        })
+        .unwrap_or_else(|| panic!("{other} logged no sync start position:\n{log}"));
+    assert_eq!(
+        started, at_kill,
+        "{other} started elsewhere than the checkpoint"
     );
     // Writes go on across the kill and after the resume, then converge exactly.
     let resumed = down_count(m.db(), "t1").await;

@@ -194,3 +194,29 @@ async fn killed_member_is_restarted_and_one_that_keeps_dying_ends_the_master() {
     assert!(log.contains("code=38038"), "{log}");
     assert!(log.contains("the etcd member died 6 times"), "{log}");
 }
+
+/// A `kill -9` of dm-master alone (not of its child) takes the etcd member down with it: the
+/// kernel's parent-death signal, as DM's embedded etcd dies with its process.
+#[tokio::test]
+async fn killed_master_takes_its_member_down() {
+    let _one_cluster_at_a_time = serial().await;
+    let mut cluster = Cluster::start(ClusterSpec {
+        masters: 1,
+        workers: 0,
+        keepalive_ttl: 10,
+    })
+    .await;
+    let name = cluster.masters[0].name.clone();
+    let status = cluster.master_status(&name).await.expect("/status");
+    let member = status["etcd_member"]["pid"].as_u64().expect("member pid") as u32;
+    assert!(pid_running(member));
+    let master = cluster.master_pid(&name).expect("master pid");
+    crate::harness::process::kill9(master);
+    eventually_msg(
+        Duration::from_secs(10),
+        "the etcd member to die with its dm-master",
+        || async move { !pid_running(member) },
+    )
+    .await;
+    assert!(cluster.master_exit(&name).is_some(), "the master is gone");
+}

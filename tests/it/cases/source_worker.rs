@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::syncer::{Setup, Sync};
 use crate::harness::{
     BinProcess, DM_WORKER, Etcd, MariaDb, eventually_msg, free_port, shared_downstream,
+    shared_upstream,
 };
 
 /// Generous bound for things that normally take well under a second.
@@ -298,10 +299,16 @@ async fn bound_subtask_follows_expected_stages_and_binding() {
     assert!(none["subTaskStatus"].as_array().unwrap().is_empty());
     assert!(none["msg"].as_str().unwrap().contains("no-such-task"));
 
-    // Paused: the syncer flushes and stops; nothing more is applied.
+    // Paused: the syncer flushes and stops; nothing more is applied. The flushed checkpoint
+    // is at the upstream position the rows were written at (or later).
+    let written = crate::harness::cluster::master_status().await;
     w.put_stage(&sub, Stage::Paused).await;
     w.wait_stage("Paused").await;
-    assert!(w.log().contains("sync stopped at a flushed checkpoint"));
+    let cp = s.checkpoint().await.expect("a checkpoint");
+    assert!(
+        (cp.0.as_str(), cp.1) >= (written.0.as_str(), written.1),
+        "stopped at {cp:?}, before the rows written up to {written:?}"
+    );
     let log = w.log();
     assert_eq!(
         actor_lines(&log, "Syncer", "actor started"),
@@ -402,7 +409,42 @@ async fn bound_subtask_follows_expected_stages_and_binding() {
 #[tokio::test]
 async fn revoked_lease_stops_all_work_within_a_second_then_resumes() {
     let w = Worker::start("w-lease", 30).await;
-    let mut s = new_sync("sw_lease", shared_downstream()).await;
+    // An upstream account of this test's own, so that its binlog connection can be told apart.
+    let user = format!("swl_{:06x}", rand::random::<u32>() & 0xff_ffff);
+    shared_upstream()
+        .exec(&format!(
+            "CREATE USER '{user}'@'127.0.0.1'; \
+             GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'127.0.0.1'"
+        ))
+        .await;
+    let dump_threads = || {
+        let user = user.clone();
+        async move {
+            let rows: Vec<u64> = shared_upstream()
+                .conn()
+                .await
+                .exec(
+                    "SELECT ID FROM information_schema.PROCESSLIST \
+                     WHERE COMMAND = 'Binlog Dump' AND USER = ?",
+                    (user,),
+                )
+                .await
+                .unwrap();
+            rows
+        }
+    };
+    let mut s = Sync::new(
+        "sw_lease",
+        shared_downstream(),
+        Setup {
+            safe_mode_duration: "0s",
+            user: &user,
+            ..Default::default()
+        },
+    )
+    .await;
+    s.up.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await;
     let (source, sub) = configs(&s);
     w.bind(&source).await;
     w.start_task(&sub).await;
@@ -410,6 +452,8 @@ async fn revoked_lease_stops_all_work_within_a_second_then_resumes() {
     let tables = s.same(&["t"]);
     s.converge(&tables, SOON).await;
     w.wait_stage("Running").await;
+    let streaming = dump_threads().await;
+    assert_eq!(streaming.len(), 1, "the syncer reads the binlog");
 
     let lease = w.keepalive_lease().await;
     let revoked = Instant::now();
@@ -434,14 +478,27 @@ async fn revoked_lease_stops_all_work_within_a_second_then_resumes() {
         actor_lines(upto, "Units", "actor stopped")
     );
     assert!(took < Duration::from_secs(1), "{took:?}");
-
-    // A new lease, then the binding is followed again.
+    // The work really stopped: the binlog connection is closed (the server notices at its
+    // next heartbeat, 1 s here), and rows written now do not arrive while the worker holds no
+    // lease.
+    eventually_msg(
+        Duration::from_secs(5),
+        "the syncer's binlog connection closed",
+        || async { !dump_threads().await.contains(&streaming[0]) },
+    )
+    .await;
+    let before = down_count(&s).await;
+    insert(&s, 21, 25).await;
     eventually_msg(SOON, "a new lease", || async {
         let l = w.keepalive_lease().await;
-        l != 0 && l != lease
+        if l == 0 || l == lease {
+            assert_eq!(down_count(&s).await, before, "rows arrived without a lease");
+            return false;
+        }
+        true
     })
     .await;
-    insert(&s, 21, 40).await;
+    insert(&s, 26, 40).await;
     s.converge(&tables, SOON).await;
     let cluster = w.cluster().await.unwrap();
     assert_eq!(cluster["leases_lost"], 1);
@@ -520,8 +577,14 @@ async fn non_resumable_failure_waits_for_a_resume() {
     assert_eq!(st["unit"], "Sync");
     let code = st["result"]["errors"][0]["ErrCode"].as_i64().unwrap();
     assert_eq!(code, 10006, "{st}");
+    // Not retried: it stays Paused (an auto-resume would show within its first backoff, 1 s).
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let st = w.subtask().await.expect("subtask status");
+        assert_eq!(st["stage"], "Paused", "{st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(w.log().contains("not resumable"));
-    assert!(!w.log().contains("auto-resume scheduled"));
 
     // Fixed, then resume-task (Running put again): the failed changes are applied.
     shared_downstream()

@@ -214,9 +214,17 @@ mysql-instances:
             "--source".to_string(),
             self.source.display().to_string(),
             "--status-interval".to_string(),
-            "5".to_string(),
+            "1".to_string(),
         ];
         self.syncer = Some(BinProcess::spawn_with_env(self.bin, &args, env, log));
+    }
+
+    /// The last status line the process logged (`status={...}`), as JSON.
+    pub fn last_status(&self) -> Option<serde_json::Value> {
+        let log = self.syncer.as_ref()?.log_tail(200);
+        let line = log.lines().rev().find(|l| l.contains(" status status="))?;
+        let json = &line[line.find("status={")? + "status=".len()..];
+        serde_json::from_str(json).ok()
     }
 
     /// Changes the DML workers committed since the last checkpoint (sum of the progress rows):
@@ -902,6 +910,9 @@ async fn gtid_start_and_resume() {
     s.converge(&tables, Duration::from_secs(90)).await;
 }
 
+/// The target goes away while writes continue: the syncer waits it out (its lag grows, the
+/// process stays up, nothing is restarted) and, once the target is back, applies everything
+/// exactly.
 #[tokio::test]
 async fn downstream_outage_is_retried_then_converges() {
     let mut down = MariaDb::start_downstream();
@@ -911,15 +922,35 @@ async fn downstream_outage_is_retried_then_converges() {
     let names = create_workload_tables(&s.up, 6).await;
     workload(&db, 6, 150, 21).await;
     down.stop();
+    assert!(
+        mysql_async::Conn::new(down.opts(None)).await.is_err(),
+        "the target is really down"
+    );
     workload(&db, 6, 150, 22).await;
-    // The scenario: the target is down for 20 s while writes continue.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // The syncer is blocked on the target, retrying: the changes it holds age (status lag
+    // grows) while the process stays up.
+    let mut lag = 0;
+    eventually_msg(
+        Duration::from_secs(60),
+        "the syncer's lag to grow while the target is down",
+        || {
+            s.assert_running();
+            lag = s
+                .last_status()
+                .and_then(|st| st["seconds_behind_master"].as_u64())
+                .unwrap_or(0);
+            let grown = lag >= 3;
+            async move { grown }
+        },
+    )
+    .await;
     s.assert_running();
     down.restart();
     workload(&db, 6, 150, 23).await;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let tables = s.same(&refs);
     s.converge(&tables, Duration::from_secs(120)).await;
+    assert_eq!(s.starts, 1, "the syncer process was never restarted");
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ use super::bin::{BinProcess, DM_MASTER, DM_WORKER, DMCTL};
 use super::mariadb::{TestDb, fresh_db, shared_downstream, shared_upstream};
 use super::ports::free_port;
 use super::process::{pid_running, tail_file};
+use super::rows::{difference, same_rows, table_rows};
 
 /// Longest a master may take to serve `/status` with a healthy etcd.
 const MASTER_READY: Duration = Duration::from_secs(60);
@@ -217,6 +218,12 @@ impl Cluster {
     pub async fn master_status(&self, name: &str) -> Option<Value> {
         let m = &self.masters[self.master_index(name)];
         get_json(&format!("http://{}/status", m.addr)).await
+    }
+
+    /// The pid of master `name`'s process, while it runs.
+    pub fn master_pid(&self, name: &str) -> Option<u32> {
+        let m = &self.masters[self.master_index(name)];
+        m.process.as_ref().map(BinProcess::pid)
     }
 
     /// The exit status of master `name`'s process, once it has exited.
@@ -716,9 +723,29 @@ impl Migration {
         (count(up).await, count(down).await)
     }
 
-    /// Whether every table has the same checksum and row count on both sides.
+    /// The task's global syncer checkpoint `(file, pos)` downstream, once one is saved.
+    pub async fn checkpoint(&self) -> Option<(String, u64)> {
+        let rows = shared_downstream()
+            .query_rows(&format!(
+                "SELECT binlog_name, binlog_pos FROM information_schema.tables t \
+                 JOIN `dm_meta_{db}`.`{task}_syncer_checkpoint` c ON c.is_global \
+                 WHERE t.table_schema = 'dm_meta_{db}' AND t.table_name = '{task}_syncer_checkpoint'",
+                db = self.db(),
+                task = self.task_name
+            ))
+            .await;
+        let r = rows.first()?;
+        Some((r.get(0)?, r.get(1)?))
+    }
+
+    /// Whether every table exists on both sides with exactly the same rows (and checksum).
     pub async fn converged(&self, tables: &[&str]) -> bool {
         for t in tables {
+            let q = format!("`{}`.`{t}`", self.db());
+            let u = table_rows(&shared_upstream().opts(None), &q).await;
+            if !same_rows(&u, &table_rows(&shared_downstream().opts(None), &q).await) {
+                return false;
+            }
             let (u, d) = self.compare(t).await;
             if u.0.is_none() || u != d {
                 return false;
@@ -738,6 +765,10 @@ impl Migration {
                     report.push_str(&format!(
                         "{t}: upstream (checksum, rows) {u:?}, downstream {d:?}\n"
                     ));
+                    let q = format!("`{}`.`{t}`", self.db());
+                    let u = table_rows(&shared_upstream().opts(None), &q).await;
+                    let d = table_rows(&shared_downstream().opts(None), &q).await;
+                    report.push_str(&difference(&q, &u, &d));
                 }
                 let status = cluster.dmctl(&["query-status", &self.task_name]).await;
                 panic!(
@@ -844,6 +875,7 @@ pub async fn master_status() -> (String, u64) {
 /// row of the first table every few rounds.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
     handle: tokio::task::JoinHandle<u64>,
 }
 
@@ -852,6 +884,8 @@ impl Writer {
     pub fn start(db: &str, tables: &[&str]) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = done.clone();
         let db = db.to_string();
         let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let handle = tokio::spawn(async move {
@@ -873,12 +907,18 @@ impl Writer {
                     .await
                     .unwrap_or_else(|e| panic!("writer update: {e}"));
                 }
+                counter.store(round, std::sync::atomic::Ordering::Relaxed);
                 // Pacing, not waiting: a few dozen rounds per second.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             round
         });
-        Self { stop, handle }
+        Self { stop, done, handle }
+    }
+
+    /// Rounds written so far.
+    pub fn rounds(&self) -> u64 {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops writing; returns the number of rounds written.

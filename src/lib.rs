@@ -1,25 +1,19 @@
 //! dm-rs: TiDB Data Migration rebuilt in Rust as an actix actor system.
 //!
-//! Map of the crate (see ARCHITECTURE.md in the design notes and README.md):
+//! Map of the crate, top to bottom (dependencies point down; see README.md's Layout):
+//! - [`api`]: the HTTP servers of dm-master (gateway, OpenAPI, leader proxy, etcd on the same
+//!   port) and dm-worker; [`ctl`]: dmctl, a thin client of dm-master's API;
+//!   [`standalone`]: what the binaries share.
+//! - [`actors`]: the actor tree (master: EtcdMember, Election, Scheduler; worker: KeepAlive,
+//!   SourceWorker, SubTask, Units; the syncer pipeline with a CausalityActor per bucket).
+//! - [`units`]: the dump and load units; [`checker`]: DM's precheck.
+//! - [`messages`]: typed messages between actors, and the cross-process shapes.
+//! - [`sql`], [`binlog`], [`store`], [`db`]: SQL generation and parsing, binlog decoding,
+//!   etcd state, MySQL plumbing (no actix below this line).
 //! - [`config`]: DM-compatible task/source/master/worker configs, strict and validated.
-//! - [`error`]: DM's error codes and the boundary error type [`error::DmError`].
-//! - [`binlog`]: GTID sets and binlog positions (no actix).
-//! - [`syntax`]: quoting and expression parsing, below configs and SQL generation.
-//! - [`sql`]: SQL parsing and generation (no actix).
-//! - [`db`]: MySQL plumbing: server error numbers, error classification, connecting with
-//!   session settings, retries (no actix).
-//! - [`actors`]: the actor tree (master: Election, Scheduler; worker: KeepAlive, SourceWorker,
-//!   SubTask, units; the syncer pipeline).
-//! - [`checker`]: DM's precheck (connections, privileges, binlog settings, schemas).
-//! - [`units`]: the dump and load units (plain async code the subtask drives).
-//! - [`messages`]: typed messages between actors.
-//! - [`ids`]: task, source and worker names and the subtask key.
-//! - [`store`]: etcd (DM's keys, typed cluster state, the etcd member child).
-//! - [`api`]: the HTTP servers of dm-master (gateway, OpenAPI, leader proxy) and dm-worker.
-//! - [`ctl`]: dmctl, a thin client of dm-master's API.
-//! - [`metrics`]: Prometheus registries.
-//! - [`telemetry`]: logging set-up.
-//! - [`standalone`]: what the binaries share (exit status, the standalone subtask runners).
+//! - [`syntax`], [`ids`], [`error`], [`backoff`], [`failpoint`], [`metrics`], [`telemetry`]:
+//!   quoting and expression parsing; names and the subtask key; DM's error codes and
+//!   [`error::DmError`]; restart pacing; test crash points; Prometheus; logging.
 
 pub mod actors;
 pub mod api;

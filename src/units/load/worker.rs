@@ -652,7 +652,11 @@ mod tests {
             codes::LOAD_EXECUTE_FAILED.code
         );
         assert_eq!(
-            code(classify_error(server(1146), &job, OnDuplicate::Replace)),
+            code(classify_error(
+                server(crate::db::errno::ER_NO_SUCH_TABLE),
+                &job,
+                OnDuplicate::Replace
+            )),
             codes::LOAD_EXECUTE_FAILED.code
         );
         assert_eq!(
@@ -664,7 +668,11 @@ mod tests {
             1
         );
         assert_eq!(
-            code(classify_error(server(1927), &job, OnDuplicate::Error)),
+            code(classify_error(
+                server(crate::db::errno::ER_CONNECTION_KILLED),
+                &job,
+                OnDuplicate::Error
+            )),
             2
         );
         let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(

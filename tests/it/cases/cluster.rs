@@ -21,7 +21,7 @@ use crate::harness::cluster::{
     CTL_POLL, Cluster, ClusterSpec, Migration, Writer, all_in, assert_ok, assert_stays, dmctl_at,
     down_count, eventually_ctl, eventually_some, leader_at, serial, subtasks, task_is, wait_task,
 };
-use crate::harness::{shared_downstream, shared_upstream};
+use crate::harness::{shared_downstream, shared_upstream, try_eventually};
 
 /// Tables with a primary key: `id` auto-increment, `v`, `pad`.
 async fn create_keyed(m: &Migration, table: &str, rows: u32) {
@@ -56,8 +56,8 @@ async fn create_source_and_start(cluster: &Cluster, m: &Migration) -> BTreeSet<S
     assert_ok(&out, "start-task");
     // Record the units query-status reports on the way to Sync.
     let mut units = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let mut last = None;
+    let in_sync = try_eventually(Duration::from_secs(90), CTL_POLL / 2, async || {
         let out = cluster.dmctl(&["query-status", &m.task_name]).await;
         for s in subtasks(&out.json) {
             if let Some(u) = s["unit"].as_str() {
@@ -65,14 +65,17 @@ async fn create_source_and_start(cluster: &Cluster, m: &Migration) -> BTreeSet<S
             }
         }
         if all_in(&out.json, "Running", "Sync") {
-            return units;
+            return Some(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "task never reached Sync (units seen {units:?}):\n{out}"
-        );
-        tokio::time::sleep(CTL_POLL / 2).await;
+        last = Some(out);
+        None
+    })
+    .await;
+    if in_sync.is_none() {
+        let out = last.expect("query-status ran");
+        panic!("task never reached Sync (units seen {units:?}):\n{out}");
     }
+    units
 }
 
 #[tokio::test]

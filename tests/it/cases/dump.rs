@@ -23,12 +23,25 @@ use mysql_async::binlog::events::TableMapEvent;
 use mysql_async::prelude::*;
 use tracing::instrument::WithSubscriber;
 
-use crate::harness::{MariaDb, TestDb, eventually, fresh_db, shared_downstream, shared_upstream};
+use crate::harness::{
+    BlockAllowList, Instance, MariaDb, Section, TaskYaml, TestDb, eventually, fresh_db,
+    shared_downstream, shared_upstream,
+};
 
 /// A subtask of `server` selecting database `db`, dumping as `user` (no password) with the
-/// `mydumpers` entry `mydumper` (YAML lines at 4 spaces).
-fn subtask(server: &MariaDb, db: &str, user: &str, mydumper: &str) -> SubTaskConfig {
+/// `mydumpers` entry `mydumper`.
+fn subtask(server: &MariaDb, db: &str, user: &str, mydumper: Section) -> SubTaskConfig {
     subtask_with(server, db, user, mydumper, "")
+}
+
+/// The task of [`subtask`]: a `full` task of source `up` selecting `db`.
+fn task_yaml(db: &str, mydumper: Section) -> String {
+    TaskYaml::new("dump_it", "full")
+        .target_root(3306)
+        .block_allow_list("ba", BlockAllowList::new().do_db(db))
+        .mydumper("m", mydumper)
+        .instance(Instance::new("up").block_allow_list("ba").mydumper("m"))
+        .render()
 }
 
 /// [`subtask`] with extra YAML lines (at 2 spaces) in the source's `from`.
@@ -36,29 +49,10 @@ fn subtask_with(
     server: &MariaDb,
     db: &str,
     user: &str,
-    mydumper: &str,
+    mydumper: Section,
     from_extra: &str,
 ) -> SubTaskConfig {
-    let task = format!(
-        r#"name: "dump_it"
-task-mode: full
-target-database:
-  host: "127.0.0.1"
-  port: 3306
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: ["{db}"]
-mydumpers:
-  m:
-{mydumper}
-mysql-instances:
-  - source-id: "up"
-    block-allow-list: "ba"
-    mydumper-config-name: "m"
-"#
-    );
+    let task = task_yaml(db, mydumper);
     let source = format!(
         r#"source-id: "up"
 flavor: "mariadb"
@@ -283,7 +277,12 @@ async fn dump_writes_dumpling_files_that_replay_exactly() {
         shared_upstream(),
         src.name(),
         "root",
-        "    threads: 4\n    rows: 5000\n    chunk-filesize: \"100KiB\"\n    statement-size: 20000\n    extra-args: \"--consistency flush\"",
+        Section::new()
+            .set("threads", 4)
+            .set("rows", 5000)
+            .set("chunk-filesize", "100KiB")
+            .set("statement-size", 20000)
+            .set("extra-args", "--consistency flush"),
         "  session:\n    time_zone: \"+05:00\"",
     );
     let dir = tempfile::tempdir().unwrap();
@@ -400,7 +399,10 @@ async fn dump_in_4_threads_splits_30k_rows_into_key_ranges_each_row_once() {
         shared_upstream(),
         src.name(),
         "root",
-        "    threads: 4\n    rows: 5000\n    extra-args: \"--consistency flush\"",
+        Section::new()
+            .set("threads", 4)
+            .set("rows", 5000)
+            .set("extra-args", "--consistency flush"),
     );
     let dir = tempfile::tempdir().unwrap();
     // The dump's own summary (lock held, rows/s, MB/s) shows with --nocapture.
@@ -496,7 +498,9 @@ async fn flush_without_reload_names_the_privilege_and_lock_needs_lock_tables() {
         up,
         src.name(),
         "norel",
-        "    threads: 2\n    extra-args: \"--consistency flush\"",
+        Section::new()
+            .set("threads", 2)
+            .set("extra-args", "--consistency flush"),
     );
     let err = dump(&flush, dir.path()).await.0.expect_err("no RELOAD");
     assert_eq!(err.code, 32901, "{}", err.report());
@@ -512,7 +516,9 @@ async fn flush_without_reload_names_the_privilege_and_lock_needs_lock_tables() {
         up,
         src.name(),
         "norel",
-        "    threads: 2\n    extra-args: \"--consistency lock\"",
+        Section::new()
+            .set("threads", 2)
+            .set("extra-args", "--consistency lock"),
     );
     let err = dump(&lock, dir.path()).await.0.expect_err("no LOCK TABLES");
     assert_eq!(err.code, 32901, "{}", err.report());
@@ -550,7 +556,9 @@ async fn none_records_the_after_location_and_reruns_are_idempotent() {
         up,
         src.name(),
         "root",
-        "    threads: 3\n    extra-args: \"--consistency none\"",
+        Section::new()
+            .set("threads", 3)
+            .set("extra-args", "--consistency none"),
     );
     let dir = tempfile::tempdir().unwrap();
 
@@ -635,7 +643,10 @@ async fn flush_dump_during_writes_matches_its_binlog_position() {
         up,
         src.name(),
         "root",
-        "    threads: 2\n    rows: 100\n    extra-args: \"--consistency flush\"",
+        Section::new()
+            .set("threads", 2)
+            .set("rows", 100)
+            .set("extra-args", "--consistency flush"),
     );
     let dir = tempfile::tempdir().unwrap();
     let (res, _, _) = dump(&cfg, dir.path()).await;

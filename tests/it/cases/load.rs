@@ -15,7 +15,10 @@ use dm::units::load::{LoadStatus, LoadSummary, clear_checkpoint, load_finished, 
 use mysql_async::prelude::*;
 use tracing::instrument::WithSubscriber;
 
-use crate::harness::{MariaDb, TestDb, fresh_db, shared_downstream};
+use crate::harness::task::quote;
+use crate::harness::{
+    BlockAllowList, Instance, MariaDb, Section, TaskYaml, TestDb, fresh_db, shared_downstream,
+};
 
 /// A database with a name `fresh_db` cannot make (quotes, spaces, unicode); dropped on drop.
 struct OddDb {
@@ -121,66 +124,49 @@ pub(crate) struct TaskOpts<'a> {
 }
 
 pub(crate) fn subtask(name: &str, o: &TaskOpts<'_>) -> SubTaskConfig {
-    let yq = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    let do_dbs: Vec<String> = o.do_dbs.iter().map(|d| yq(d)).collect();
-    let ignore = o
-        .ignore_table
-        .map(|(d, t)| {
-            format!(
-                "\n    ignore-tables:\n      - db-name: {}\n        tbl-name: {}",
-                yq(d),
-                yq(t)
-            )
-        })
-        .unwrap_or_default();
-    let (routes, route_rules) = match o.merge {
-        Some((s, t)) => (
-            format!(
-                "routes:\n  merge:\n    schema-pattern: {}\n    table-pattern: \"shard_*\"\n    \
-                 target-schema: {}\n    target-table: \"merged\"\n    extract-table:\n      \
-                 table-regexp: \"shard_(.*)\"\n      target-column: \"c_table\"\n",
-                yq(s),
-                yq(t)
-            ),
-            "\n    route-rules: [\"merge\"]",
-        ),
-        None => (String::new(), ""),
-    };
-    let yaml = format!(
-        r#"name: "{name}"
-task-mode: full
-meta-schema: "{meta}"
-target-database:
-  host: "127.0.0.1"
-  port: {port}
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: [{do_dbs}]{ignore}
-{routes}loaders:
-  l:
-    pool-size: {pool}
-    dir: "./unused"
-    on-duplicate-logical: "{mode}"
-    data-statement: "{statement}"
-    defer-secondary-indexes: {defer}
-mysql-instances:
-  - source-id: "src-load"
-    block-allow-list: "ba"
-    loader-config-name: "l"{route_rules}
-"#,
-        meta = o.meta,
-        port = shared_downstream().port(),
-        do_dbs = do_dbs.join(", "),
-        pool = o.pool,
-        mode = o.mode,
-        statement = o.statement,
-        defer = o.defer,
-    );
+    let yaml = task_yaml(name, o);
     let task = TaskConfig::from_yaml(&yaml, "load-test.yaml")
         .unwrap_or_else(|e| panic!("{}\n{yaml}", e.report()));
     task.subtasks().remove(0)
+}
+
+/// The `full` task of [`subtask`]: source `src-load`, loader `l`.
+fn task_yaml(name: &str, o: &TaskOpts<'_>) -> String {
+    let mut ba = BlockAllowList::new().do_dbs(&o.do_dbs);
+    if let Some((db, table)) = o.ignore_table {
+        ba = ba.ignore_table(db, table);
+    }
+    let mut instance = Instance::new("src-load").block_allow_list("ba").loader("l");
+    let mut task = TaskYaml::new(name, "full")
+        .meta_schema(o.meta)
+        .target_root(shared_downstream().port())
+        .block_allow_list("ba", ba)
+        .loader(
+            "l",
+            Section::new()
+                .set("pool-size", o.pool)
+                .set("dir", "./unused")
+                .set("on-duplicate-logical", o.mode)
+                .set("data-statement", o.statement)
+                .set("defer-secondary-indexes", o.defer),
+        );
+    if let Some((schema, target)) = o.merge {
+        task = task.raw(&format!(
+            r#"routes:
+  merge:
+    schema-pattern: {}
+    table-pattern: "shard_*"
+    target-schema: {}
+    target-table: "merged"
+    extract-table:
+      table-regexp: "shard_(.*)"
+      target-column: "c_table""#,
+            quote(schema),
+            quote(target)
+        ));
+        instance = instance.route_rules(&["merge"]);
+    }
+    task.instance(instance).render()
 }
 
 /// A log sink for one test's load: its lines are asserted on (and shown with --nocapture).

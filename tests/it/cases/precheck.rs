@@ -10,7 +10,10 @@ use dm::config::checking::CheckingItem;
 use dm::config::{SourceConfig, TaskConfig};
 use dm::error::codes;
 
-use crate::harness::{MariaDb, TestDb, fresh_db, shared_downstream, shared_upstream};
+use crate::harness::{
+    BlockAllowList, Instance, MariaDb, TaskYaml, TestDb, fresh_db, shared_downstream,
+    shared_upstream,
+};
 
 /// A source on `server` logging in as `user` (no password) over TCP.
 fn source(id: &str, server: &MariaDb, user: &str) -> SourceConfig {
@@ -21,27 +24,20 @@ fn source(id: &str, server: &MariaDb, user: &str) -> SourceConfig {
     SourceConfig::from_yaml(&yaml, "source.yaml").expect("source config")
 }
 
-/// A task of `mode` on source `source_id`, selecting database `db`, with extra top-level
-/// YAML lines `extra`.
-fn task(mode: &str, source_id: &str, db: &str, extra: &str) -> TaskConfig {
-    let yaml = format!(
-        r#"name: "precheck_it"
-task-mode: {mode}
-target-database:
-  host: "127.0.0.1"
-  port: {port}
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: ["{db}"]
-mysql-instances:
-  - source-id: "{source_id}"
-    block-allow-list: "ba"
-{extra}"#,
-        port = shared_downstream().port()
-    );
+/// A task of `mode` on source `source_id`, selecting database `db`, with the
+/// `ignore-checking-items` `ignore` (none when empty).
+fn task(mode: &str, source_id: &str, db: &str, ignore: &[&str]) -> TaskConfig {
+    let yaml = task_yaml(mode, source_id, db, ignore);
     TaskConfig::from_yaml(&yaml, "task.yaml").expect("task config")
+}
+
+fn task_yaml(mode: &str, source_id: &str, db: &str, ignore: &[&str]) -> String {
+    TaskYaml::new("precheck_it", mode)
+        .ignore_checking_items(ignore)
+        .target_root(shared_downstream().port())
+        .block_allow_list("ba", BlockAllowList::new().do_db(db))
+        .instance(Instance::new(source_id).block_allow_list("ba"))
+        .render()
 }
 
 fn sources(list: Vec<SourceConfig>) -> BTreeMap<String, SourceConfig> {
@@ -78,7 +74,7 @@ fn unique_user(prefix: &str) -> String {
 async fn a_good_task_passes_every_item() {
     let db = keyed_db("pc_good").await;
     let up = source("up1", shared_upstream(), "root");
-    let t = task("all", "up1", db.name(), "");
+    let t = task("all", "up1", db.name(), &[]);
     let report = check_task(&t, &sources(vec![up]), None).await;
     eprintln!("{}", report.to_json());
     assert!(report.passed, "{}", report.to_json());
@@ -107,7 +103,7 @@ async fn missing_replication_privileges_fail_with_an_instruction() {
     let db = keyed_db("pc_norepl").await;
     let user = unique_user("pc_norepl");
     create_user(&user, "SELECT, RELOAD ON *.*").await;
-    let t = task("all", "up1", db.name(), "");
+    let t = task("all", "up1", db.name(), &[]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), &user)]),
@@ -176,7 +172,7 @@ async fn missing_dump_privileges_name_the_tables() {
     let db = keyed_db("pc_nosel").await;
     let user = unique_user("pc_nosel");
     create_user(&user, "REPLICATION SLAVE, REPLICATION CLIENT ON *.*").await;
-    let t = task("full", "up1", db.name(), "");
+    let t = task("full", "up1", db.name(), &[]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), &user)]),
@@ -202,7 +198,7 @@ async fn missing_dump_privileges_name_the_tables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_source_fails_with_the_scheduler_code() {
     let db = keyed_db("pc_nosrc").await;
-    let t = task("all", "ghost", db.name(), "");
+    let t = task("all", "ghost", db.name(), &[]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), "root")]),
@@ -220,12 +216,7 @@ async fn an_unknown_source_fails_with_the_scheduler_code() {
     );
 
     // `all` skips every server check but never the source's existence.
-    let t = task(
-        "all",
-        "ghost",
-        db.name(),
-        "ignore-checking-items: [\"all\"]\n",
-    );
+    let t = task("all", "ghost", db.name(), &["all"]);
     let report = check_task(&t, &BTreeMap::new(), None).await;
     assert!(!report.passed);
     assert_eq!(report.items.len(), 1, "{}", report.to_json());
@@ -236,12 +227,7 @@ async fn ignore_checking_items_suppress_an_item() {
     let db = keyed_db("pc_ignore").await;
     let user = unique_user("pc_ignore");
     create_user(&user, "SELECT, RELOAD ON *.*").await;
-    let t = task(
-        "all",
-        "up1",
-        db.name(),
-        "ignore-checking-items: [\"replication_privilege\"]\n",
-    );
+    let t = task("all", "up1", db.name(), &["replication_privilege"]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), &user)]),
@@ -255,12 +241,7 @@ async fn ignore_checking_items_suppress_an_item() {
         CheckState::Success
     );
 
-    let t = task(
-        "all",
-        "up1",
-        db.name(),
-        "ignore-checking-items: [\"all\"]\n",
-    );
+    let t = task("all", "up1", db.name(), &["all"]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), &user)]),
@@ -278,7 +259,7 @@ async fn ignore_checking_items_suppress_an_item() {
 async fn a_table_without_a_key_is_a_warning_and_unreachable_servers_fail() {
     let db = keyed_db("pc_nokey").await;
     db.exec("CREATE TABLE loose (a INT, b TEXT)").await;
-    let t = task("incremental", "up1", db.name(), "");
+    let t = task("incremental", "up1", db.name(), &[]);
     let report = check_task(
         &t,
         &sources(vec![source("up1", shared_upstream(), "root")]),
@@ -318,7 +299,7 @@ async fn a_table_without_a_key_is_a_warning_and_unreachable_servers_fail() {
 async fn session_settings_the_servers_refuse_fail_the_connection_items() {
     let db = keyed_db("pc_session").await;
     let up = source("up1", shared_upstream(), "root");
-    let mut t = task("all", "up1", db.name(), "");
+    let mut t = task("all", "up1", db.name(), &[]);
     t.target_database.as_mut().unwrap().session.insert(
         "tidb_disable_txn_auto_retry".into(),
         dm::config::db::SessionValue::Bool(false),
@@ -344,7 +325,7 @@ async fn session_settings_the_servers_refuse_fail_the_connection_items() {
         "no_such_variable_here".into(),
         dm::config::db::SessionValue::Int(1),
     );
-    let t = task("all", "up1", db.name(), "");
+    let t = task("all", "up1", db.name(), &[]);
     let report = check_task(&t, &sources(vec![up]), None).await;
     let i = item(&report, "upstream_connection").expect("upstream_connection");
     assert_eq!(i.state, CheckState::Fail, "{}", report.to_json());

@@ -13,7 +13,7 @@ use dm::store::etcd::ha::{self, Fence, Stage, WorkerEvent};
 use dm::store::etcd::keys;
 use etcd_client::{Client, GetOptions};
 
-use crate::harness::{Etcd, eventually_msg};
+use crate::harness::{Etcd, Instance, TaskYaml, eventually_msg};
 
 /// A private etcd, a client and a Scheduler over it.
 struct Env {
@@ -126,14 +126,17 @@ fn source(id: &str) -> SourceConfig {
 }
 
 fn subtasks(task: &str, sources: &[&str]) -> Vec<SubTaskConfig> {
-    let mut yaml = format!(
-        "name: {task}\ntask-mode: all\ntarget-database:\n  host: 127.0.0.1\n  port: 4000\n  user: root\n  password: ''\nmysql-instances:\n"
-    );
-    for s in sources {
-        yaml.push_str(&format!("  - source-id: {s}\n"));
-    }
-    let cfg = TaskConfig::from_yaml(&yaml, "task.yaml").expect("task config");
+    let cfg = TaskConfig::from_yaml(&task_yaml(task, sources), "task.yaml").expect("task config");
     cfg.subtasks()
+}
+
+/// An `all` task with one bare instance per source.
+fn task_yaml(task: &str, sources: &[&str]) -> String {
+    let mut yaml = TaskYaml::new(task, "all").target("127.0.0.1", 4000, "root", "");
+    for s in sources {
+        yaml = yaml.instance(Instance::new(s));
+    }
+    yaml.render()
 }
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, DmError>) -> u32 {

@@ -7,8 +7,10 @@
 
 use std::time::Duration;
 
+use crate::harness::task::quote;
 use crate::harness::{
-    BinProcess, DM_SYNCER, eventually_msg, fresh_db, shared_downstream, shared_upstream,
+    BinProcess, BlockAllowList, DM_SYNCER, Instance, Section, TaskYaml, eventually_msg, fresh_db,
+    shared_downstream, shared_upstream, try_eventually,
 };
 
 async fn master_status() -> (String, u64) {
@@ -33,6 +35,46 @@ async fn merged_rows(table: &str) -> Vec<(i64, String, i64)> {
     rows
 }
 
+/// Two sources `src-a` and `src-b` (databases `a` and `b`) starting at `start`, their tables
+/// `t*` routed into `target`.`t_target`.
+fn task_yaml(meta: &str, target: &str, a: &str, b: &str, start: (&str, u64)) -> String {
+    let routes = format!(
+        r#"routes:
+  tbl:
+    schema-pattern: "shguard_*"
+    table-pattern: "t*"
+    target-schema: {target}
+    target-table: "t_target"
+  sch:
+    schema-pattern: "shguard_*"
+    target-schema: {target}"#,
+        target = quote(target)
+    );
+    let instance = |source: &str, ba: &str| {
+        Instance::new(source)
+            .block_allow_list(ba)
+            .route_rules(&["tbl", "sch"])
+            .syncer("s")
+            .meta_pos(start.0, start.1)
+    };
+    TaskYaml::new("shguard", "incremental")
+        .meta_schema(meta)
+        .target_root(shared_downstream().port())
+        .raw(&routes)
+        .block_allow_list("ba-a", BlockAllowList::new().do_db(a))
+        .block_allow_list("ba-b", BlockAllowList::new().do_db(b))
+        .syncer(
+            "s",
+            Section::new()
+                .set("worker-count", 2)
+                .set("batch", 20)
+                .set("checkpoint-flush-interval", 1),
+        )
+        .instance(instance("src-a", "ba-a"))
+        .instance(instance("src-b", "ba-b"))
+        .render()
+}
+
 #[tokio::test]
 async fn shard_drop_and_truncate_keep_the_merged_table() {
     let a = fresh_db(shared_upstream(), "shguard");
@@ -41,55 +83,7 @@ async fn shard_drop_and_truncate_keep_the_merged_table() {
     let meta = format!("{}_meta", target.name());
     let (file, pos) = master_status().await;
     let dir = tempfile::tempdir().unwrap();
-    let task = format!(
-        r#"name: "shguard"
-task-mode: incremental
-meta-schema: "{meta}"
-target-database:
-  host: "127.0.0.1"
-  port: {down}
-  user: "root"
-  password: ""
-routes:
-  tbl:
-    schema-pattern: "shguard_*"
-    table-pattern: "t*"
-    target-schema: "{target}"
-    target-table: "t_target"
-  sch:
-    schema-pattern: "shguard_*"
-    target-schema: "{target}"
-block-allow-list:
-  ba-a:
-    do-dbs: ["{a}"]
-  ba-b:
-    do-dbs: ["{b}"]
-syncers:
-  s:
-    worker-count: 2
-    batch: 20
-    checkpoint-flush-interval: 1
-mysql-instances:
-  - source-id: "src-a"
-    block-allow-list: "ba-a"
-    route-rules: ["tbl", "sch"]
-    syncer-config-name: "s"
-    meta:
-      binlog-name: "{file}"
-      binlog-pos: {pos}
-  - source-id: "src-b"
-    block-allow-list: "ba-b"
-    route-rules: ["tbl", "sch"]
-    syncer-config-name: "s"
-    meta:
-      binlog-name: "{file}"
-      binlog-pos: {pos}
-"#,
-        down = shared_downstream().port(),
-        target = target.name(),
-        a = a.name(),
-        b = b.name(),
-    );
+    let task = task_yaml(&meta, target.name(), a.name(), b.name(), (&file, pos));
     let task_path = dir.path().join("task.yaml");
     std::fs::write(&task_path, task).unwrap();
     let mut syncers = Vec::new();
@@ -136,18 +130,17 @@ mysql-instances:
         let merged = merged.clone();
         async move {
             let mut last = Vec::new();
-            let found = tokio::time::timeout(Duration::from_secs(60), async {
-                loop {
+            let found = try_eventually(
+                Duration::from_secs(60),
+                Duration::from_millis(200),
+                async || {
                     last = merged_rows(&merged).await;
-                    if last == want {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
+                    (last == want).then_some(())
+                },
+            )
             .await;
             assert!(
-                found.is_ok(),
+                found.is_some(),
                 "{what}: merged table has {} rows, expected {}",
                 last.len(),
                 want.len()

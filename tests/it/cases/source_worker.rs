@@ -14,9 +14,10 @@ use mysql_async::prelude::*;
 use serde_json::Value;
 
 use super::syncer::{Setup, Sync};
+use crate::harness::eventually::POLL_INTERVAL;
 use crate::harness::{
     BinProcess, DM_WORKER, Etcd, MariaDb, eventually_msg, free_port, shared_downstream,
-    shared_upstream,
+    shared_upstream, try_eventually,
 };
 
 /// Generous bound for things that normally take well under a second.
@@ -154,21 +155,21 @@ impl Worker {
 
     async fn wait_stage(&self, stage: &str) -> Value {
         let mut last = Value::Null;
-        let deadline = Instant::now() + SOON;
-        loop {
-            if let Some(st) = self.subtask().await {
-                if st["stage"] == stage {
-                    return st;
-                }
-                last = st;
+        let reached = try_eventually(SOON, POLL_INTERVAL, async || {
+            let st = self.subtask().await?;
+            if st["stage"] == stage {
+                return Some(st);
             }
-            assert!(
-                Instant::now() < deadline,
+            last = st;
+            None
+        })
+        .await;
+        reached.unwrap_or_else(|| {
+            panic!(
                 "stage {stage} not reached; last status {last}\n{}",
                 self.proc.log_tail(60)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::harness::cluster::{
-    Cluster, ClusterSpec, Migration, TaskYaml, assert_ok, serial, task_yaml, wait_task,
+    Cluster, ClusterSpec, Migration, assert_ok, migration_task, serial, wait_task,
 };
 use crate::harness::{MariaDb, eventually_msg, shared_downstream};
 
@@ -82,15 +82,14 @@ async fn remove_meta_on_another_upstream_dumps_again() {
     );
     let task_all = cluster.write_file(
         "task-all.yaml",
-        &task_yaml(&TaskYaml {
-            name: &m.task_name,
-            task_mode: "all",
-            db: &db,
-            source_id: &m.source_id,
-            dump_dir: &cluster.dir().join(format!("dump-{db}")),
-            instance_extra: "",
-            extra: "",
-        }),
+        &migration_task(
+            &m.task_name,
+            "all",
+            &db,
+            &m.source_id,
+            &cluster.dir().join(format!("dump-{db}")),
+            None,
+        ),
     );
     // The user empties the target before migrating again.
     shared_downstream()

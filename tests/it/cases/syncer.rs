@@ -8,10 +8,11 @@ use mysql_async::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::harness::eventually::POLL_INTERVAL;
 use crate::harness::rows::{difference, same_rows, table_rows};
 use crate::harness::{
-    BinProcess, DM_MIGRATE, DM_SYNCER, MariaDb, TestDb, eventually_msg, fresh_db,
-    shared_downstream, shared_upstream,
+    BinProcess, BlockAllowList, DM_MIGRATE, DM_SYNCER, Instance, MariaDb, Section, TaskYaml,
+    TestDb, eventually_msg, fresh_db, shared_downstream, shared_upstream, try_eventually,
 };
 
 /// Knobs of one replication set-up.
@@ -29,13 +30,19 @@ pub(crate) struct Setup<'a> {
     pub worker_count: u32,
     pub batch: u32,
     pub safe_mode_duration: &'a str,
-    /// Extra top-level task YAML (routes, filters) and extra instance keys.
+    /// Extra top-level task YAML (routes, filters, expression-filter).
     pub task_extra: &'a str,
-    pub instance_extra: &'a str,
+    /// The instance's `route-rules`, `filter-rules` and `expression-filters`.
+    pub route_rules: &'a [&'a str],
+    pub filter_rules: &'a [&'a str],
+    pub expression_filters: &'a [&'a str],
     /// Block-allow-list do-dbs (defaults to the test database and its `_x` siblings).
-    pub do_dbs: Option<String>,
-    /// Extra keys of the syncer config (one per line, no indentation).
-    pub syncer_extra: &'a str,
+    pub do_dbs: Option<Vec<String>>,
+    /// Block-allow-list ignore-tables, `(db-name, tbl-name)`.
+    pub ignore_tables: &'a [(&'a str, &'a str)],
+    /// The syncer config's `compact` and `multiple-rows` (absent when `None`).
+    pub compact: Option<bool>,
+    pub multiple_rows: Option<bool>,
     /// Start from the upstream's GTID position (`meta.binlog-gtid`) with `enable-gtid`.
     pub gtid: bool,
 }
@@ -53,12 +60,87 @@ impl Default for Setup<'_> {
             batch: 50,
             safe_mode_duration: "",
             task_extra: "",
-            instance_extra: "",
+            route_rules: &[],
+            filter_rules: &[],
+            expression_filters: &[],
             do_dbs: None,
-            syncer_extra: "",
+            ignore_tables: &[],
+            compact: None,
+            multiple_rows: None,
             gtid: false,
         }
     }
+}
+
+/// Where a [`Sync`]'s task starts reading the binlog.
+enum Start {
+    Pos(String, u64),
+    Gtid(String),
+}
+
+/// The task.yaml of a [`Sync`] on test database `db`: task `t-<db>` of source `src-<db>`,
+/// meta tables in `<db>_meta`, migrating into the downstream on `port`.
+fn task_yaml(
+    setup: &Setup<'_>,
+    db: &str,
+    port: u16,
+    dump_dir: &std::path::Path,
+    start: &Start,
+) -> String {
+    let do_dbs = setup
+        .do_dbs
+        .clone()
+        .unwrap_or_else(|| vec![db.to_string(), format!("~^{db}_x")]);
+    let mut ba = BlockAllowList::new();
+    for (db, table) in setup.ignore_tables {
+        ba = ba.ignore_table(db, table);
+    }
+    let mut syncer = Section::new()
+        .set("worker-count", setup.worker_count)
+        .set("batch", setup.batch)
+        .set("checkpoint-flush-interval", 1);
+    if !setup.safe_mode_duration.is_empty() {
+        syncer = syncer.set("safe-mode-duration", setup.safe_mode_duration);
+    }
+    if let Some(compact) = setup.compact {
+        syncer = syncer.set("compact", compact);
+    }
+    if let Some(multiple_rows) = setup.multiple_rows {
+        syncer = syncer.set("multiple-rows", multiple_rows);
+    }
+    let instance = Instance::new(&format!("src-{db}"))
+        .block_allow_list("ba")
+        .syncer("s")
+        .mydumper("d")
+        .loader("l")
+        .route_rules(setup.route_rules)
+        .filter_rules(setup.filter_rules)
+        .expression_filters(setup.expression_filters);
+    let instance = match start {
+        Start::Pos(file, pos) => instance.meta_pos(file, *pos),
+        Start::Gtid(gtid) => instance.meta_gtid(gtid),
+    };
+    TaskYaml::new(&format!("t-{db}"), setup.task_mode)
+        .meta_schema(&format!("{db}_meta"))
+        .target_root(port)
+        .block_allow_list("ba", ba.do_dbs(&do_dbs))
+        .mydumper(
+            "d",
+            Section::new()
+                .set("threads", setup.dump_threads)
+                .set("rows", setup.dump_rows)
+                .set("extra-args", setup.dump_args),
+        )
+        .loader(
+            "l",
+            Section::new()
+                .set("pool-size", setup.pool_size)
+                .set("dir", dump_dir.display().to_string()),
+        )
+        .syncer("s", syncer)
+        .raw(setup.task_extra)
+        .instance(instance)
+        .render()
 }
 
 /// An upstream test database migrated by a `dm-syncer` (or `dm-migrate`) process into a
@@ -82,7 +164,6 @@ impl Sync {
         let db = up.name().to_string();
         down.exec(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
             .await;
-        let meta = format!("{db}_meta");
         let row: (String, u64) = shared_upstream()
             .conn()
             .await
@@ -98,76 +179,13 @@ impl Sync {
             .await
             .unwrap()
             .unwrap();
-        let meta_yaml = if setup.gtid {
-            format!("binlog-gtid: \"{gtid_pos}\"")
-        } else {
-            format!("binlog-name: \"{}\"\n      binlog-pos: {}", row.0, row.1)
-        };
         let dir = tempfile::tempdir().unwrap();
-        let do_dbs = setup
-            .do_dbs
-            .clone()
-            .unwrap_or_else(|| format!("\"{db}\", \"~^{db}_x\""));
-        let syncer_extra: String = setup
-            .syncer_extra
-            .lines()
-            .map(|l| format!("\n    {l}"))
-            .collect();
-        let safe = if setup.safe_mode_duration.is_empty() {
-            String::new()
+        let start = if setup.gtid {
+            Start::Gtid(gtid_pos)
         } else {
-            format!("\n    safe-mode-duration: \"{}\"", setup.safe_mode_duration)
+            Start::Pos(row.0, row.1)
         };
-        let task_yaml = format!(
-            r#"name: "t-{db}"
-task-mode: {mode}
-meta-schema: "{meta}"
-target-database:
-  host: "127.0.0.1"
-  port: {port}
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: [{do_dbs}]
-mydumpers:
-  d:
-    threads: {threads}
-    rows: {rows}
-    extra-args: "{dump_args}"
-loaders:
-  l:
-    pool-size: {pool}
-    dir: "{dump_dir}"
-syncers:
-  s:
-    worker-count: {wc}
-    batch: {batch}
-    checkpoint-flush-interval: 1{safe}{syncer_extra}
-{task_extra}
-mysql-instances:
-  - source-id: "src-{db}"
-    block-allow-list: "ba"
-    syncer-config-name: "s"
-    mydumper-config-name: "d"
-    loader-config-name: "l"
-    meta:
-      {meta_yaml}
-{instance_extra}
-"#,
-            meta = meta,
-            mode = setup.task_mode,
-            threads = setup.dump_threads,
-            rows = setup.dump_rows,
-            dump_args = setup.dump_args,
-            pool = setup.pool_size,
-            dump_dir = dir.path().join("dump").display(),
-            port = down.port(),
-            wc = setup.worker_count,
-            batch = setup.batch,
-            task_extra = setup.task_extra,
-            instance_extra = setup.instance_extra,
-        );
+        let task_yaml = task_yaml(&setup, &db, down.port(), &dir.path().join("dump"), &start);
         let source_yaml = format!(
             "source-id: \"src-{db}\"\nflavor: mariadb\nenable-gtid: {}\nfrom:\n  host: \"127.0.0.1\"\n  port: {}\n  user: \"{}\"\n  password: \"\"\n",
             setup.gtid,
@@ -244,15 +262,10 @@ mysql-instances:
 
     /// Waits up to `timeout` for the process to exit by itself; true when it did.
     pub async fn exits_within(&mut self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
         let p = self.syncer.as_mut().expect("started");
-        while std::time::Instant::now() < deadline {
-            if p.try_exit().is_some() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
+        try_eventually(timeout, POLL_INTERVAL, async || p.try_exit())
+            .await
+            .is_some()
     }
 
     pub fn kill9(&mut self) {
@@ -274,21 +287,16 @@ mysql-instances:
 
     /// Waits for the process to exit (modes without a sync unit end by themselves).
     pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + timeout;
         let p = self.syncer.as_mut().expect("started");
-        loop {
-            if let Some(status) = p.try_exit() {
-                return status;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!(
-                    "{} still running after {timeout:?}:\n{}",
-                    self.bin,
-                    p.log_tail(60)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let status =
+            try_eventually(timeout, Duration::from_millis(100), async || p.try_exit()).await;
+        status.unwrap_or_else(|| {
+            panic!(
+                "{} still running after {timeout:?}:\n{}",
+                self.bin,
+                p.log_tail(60)
+            )
+        })
     }
 
     /// The current process's output.
@@ -305,33 +313,30 @@ mysql-instances:
     /// second (a late double-apply by a previous incarnation would show).
     pub async fn converge(&mut self, tables: &[(String, String)], timeout: Duration) {
         let target = crate::harness::cluster::master_status().await;
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
+        let converged = try_eventually(timeout, Duration::from_millis(200), async || {
             self.assert_running();
             let caught_up = !self.syncs || self.checkpoint_at_least(&target).await;
-            if caught_up && self.tables_equal(tables).await {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                let mut report = format!(
-                    "checkpoint {:?}, upstream position at the call {target:?}\n",
-                    self.checkpoint().await
-                );
-                for (up_t, down_t) in tables {
-                    let u = table_rows(&shared_upstream().opts(None), up_t).await;
-                    let d = table_rows(&self.down, down_t).await;
-                    if !same_rows(&u, &d) {
-                        report.push_str(&difference(up_t, &u, &d));
-                    }
+            (caught_up && self.tables_equal(tables).await).then_some(())
+        })
+        .await;
+        if converged.is_none() {
+            let mut report = format!(
+                "checkpoint {:?}, upstream position at the call {target:?}\n",
+                self.checkpoint().await
+            );
+            for (up_t, down_t) in tables {
+                let u = table_rows(&shared_upstream().opts(None), up_t).await;
+                let d = table_rows(&self.down, down_t).await;
+                if !same_rows(&u, &d) {
+                    report.push_str(&difference(up_t, &u, &d));
                 }
-                let log = self
-                    .syncer
-                    .as_ref()
-                    .map(|p| p.log_tail(40))
-                    .unwrap_or_default();
-                panic!("no convergence after {timeout:?}:\n{report}--- syncer log ---\n{log}");
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            let log = self
+                .syncer
+                .as_ref()
+                .map(|p| p.log_tail(40))
+                .unwrap_or_default();
+            panic!("no convergence after {timeout:?}:\n{report}--- syncer log ---\n{log}");
         }
         // Still equal a moment later, row for row and by CHECKSUM TABLE.
         let until = std::time::Instant::now() + Duration::from_secs(1);
@@ -684,11 +689,8 @@ async fn compact_merges_changes_to_a_row_and_converges() {
         let setup = Setup {
             worker_count: 2,
             batch: 256,
-            syncer_extra: if compact {
-                "compact: true\nmultiple-rows: true"
-            } else {
-                "compact: false"
-            },
+            compact: Some(compact),
+            multiple_rows: compact.then_some(true),
             ..Default::default()
         };
         let mut s = Sync::new("sync_compact", &target, setup).await;
@@ -728,7 +730,8 @@ async fn compact_merges_changes_to_a_row_and_converges() {
         Setup {
             worker_count: 4,
             batch: 64,
-            syncer_extra: "compact: true\nmultiple-rows: true",
+            compact: Some(true),
+            multiple_rows: Some(true),
             ..Default::default()
         },
     )
@@ -972,7 +975,6 @@ filters:
     table-pattern: "shard_1"
     events: ["delete"]
     action: Ignore"#;
-    let instance_extra = "    route-rules: [\"merge\"]\n    filter-rules: [\"keep-deletes\"]\n    expression-filters: [\"no-r3\"]";
     // The database name is only known after creation: write the rules with a placeholder,
     // then fill it in.
     let mut s = Sync::new(
@@ -980,7 +982,10 @@ filters:
         shared_downstream(),
         Setup {
             task_extra,
-            instance_extra,
+            route_rules: &["merge"],
+            filter_rules: &["keep-deletes"],
+            expression_filters: &["no-r3"],
+            ignore_tables: &[("__DB__", "skipme")],
             ..Default::default()
         },
     )
@@ -988,12 +993,8 @@ filters:
     let db = s.db().to_string();
     let text = std::fs::read_to_string(&s.task)
         .unwrap()
-        .replace("__DB__", &db)
-        .replace(
-            "do-dbs: [",
-            "ignore-tables: [{db-name: \"__X__\", tbl-name: \"skipme\"}]\n    do-dbs: [",
-        );
-    std::fs::write(&s.task, text.replace("__X__", &db)).unwrap();
+        .replace("__DB__", &db);
+    std::fs::write(&s.task, text).unwrap();
     shared_downstream()
         .exec(&format!(
             "CREATE TABLE `{db}`.merged (id INT PRIMARY KEY, shard INT, v VARCHAR(20))"
@@ -1018,50 +1019,53 @@ filters:
     // are ignored) with their updated values, minus the row the expression filter drops.
     let expected_deleted_1: Vec<i64> = (1000..1050).filter(|i| i % 7 == 0).collect();
     let merged = format!("`{db}`.merged");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        s.assert_running();
-        let mut down = shared_downstream().conn().await;
-        let mut up = shared_upstream().conn().await;
-        let mut up_union: Vec<(i64, i64, String)> = Vec::new();
-        for n in 1..=4 {
-            let rows: Vec<(i64, i64, String)> = up
-                .query(format!("SELECT id, shard, v FROM `{db}`.shard_{n}"))
+    // `(rows merged, rows expected)` at the last look.
+    let mut last = (0, 0);
+    let merged_ok = try_eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        async || {
+            s.assert_running();
+            let mut down = shared_downstream().conn().await;
+            let mut up = shared_upstream().conn().await;
+            let mut up_union: Vec<(i64, i64, String)> = Vec::new();
+            for n in 1..=4 {
+                let rows: Vec<(i64, i64, String)> = up
+                    .query(format!("SELECT id, shard, v FROM `{db}`.shard_{n}"))
+                    .await
+                    .unwrap();
+                up_union.extend(rows);
+            }
+            for id in &expected_deleted_1 {
+                up_union.push((
+                    *id,
+                    1,
+                    if id % 5 == 0 {
+                        "upd".into()
+                    } else {
+                        format!("r{}", id - 1000)
+                    },
+                ));
+            }
+            up_union.retain(|r| *r != (2003, 2, "r3".to_string()));
+            up_union.sort();
+            let got: Vec<(i64, i64, String)> = down
+                .query(format!(
+                    "SELECT id, shard, v FROM {merged} ORDER BY id, shard, v"
+                ))
                 .await
                 .unwrap();
-            up_union.extend(rows);
-        }
-        for id in &expected_deleted_1 {
-            up_union.push((
-                *id,
-                1,
-                if id % 5 == 0 {
-                    "upd".into()
-                } else {
-                    format!("r{}", id - 1000)
-                },
-            ));
-        }
-        up_union.retain(|r| *r != (2003, 2, "r3".to_string()));
-        up_union.sort();
-        let got: Vec<(i64, i64, String)> = down
-            .query(format!(
-                "SELECT id, shard, v FROM {merged} ORDER BY id, shard, v"
-            ))
-            .await
-            .unwrap();
-        if got == up_union {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!(
-                "merged table differs: {} rows vs {} expected",
-                got.len(),
-                up_union.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            last = (got.len(), up_union.len());
+            (got == up_union).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        merged_ok.is_some(),
+        "merged table differs: {} rows vs {} expected",
+        last.0,
+        last.1
+    );
     let mut down = shared_downstream().conn().await;
     let skipped: Option<String> = down
         .query_first(format!("SHOW TABLES FROM `{db}` LIKE 'skipme'"))

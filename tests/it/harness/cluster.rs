@@ -21,10 +21,12 @@ use mysql_async::prelude::*;
 use serde_json::Value;
 
 use super::bin::{BinProcess, DM_MASTER, DM_WORKER, DMCTL};
+use super::eventually::{POLL_INTERVAL, try_eventually};
 use super::mariadb::{TestDb, fresh_db, shared_downstream, shared_upstream};
 use super::ports::free_port;
 use super::process::{pid_running, tail_file};
 use super::rows::{difference, same_rows, table_rows};
+use super::task::{BlockAllowList, Instance, Section, TaskYaml};
 
 /// Longest a master may take to serve `/status` with a healthy etcd.
 const MASTER_READY: Duration = Duration::from_secs(60);
@@ -389,15 +391,14 @@ impl Cluster {
             "{} serving /status with a healthy etcd",
             self.masters[i].name
         );
-        let deadline = tokio::time::Instant::now() + MASTER_READY;
-        loop {
+        let m = &mut self.masters[i];
+        let ready = try_eventually(MASTER_READY, POLL_INTERVAL, async || {
             if get_json(&url)
                 .await
                 .is_some_and(|s| s["etcd"]["healthy"] == true)
             {
-                return;
+                return Some(());
             }
-            let m = &mut self.masters[i];
             let exited = m.process.as_mut().and_then(BinProcess::try_exit);
             assert!(
                 exited.is_none(),
@@ -405,13 +406,14 @@ impl Cluster {
                 m.name,
                 tail_file(&m.log, 60)
             );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {MASTER_READY:?} waiting for {what}:\n{}",
-                tail_file(&m.log, 60)
-            );
-            tokio::time::sleep(super::eventually::POLL_INTERVAL).await;
-        }
+            None
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "timed out after {MASTER_READY:?} waiting for {what}:\n{}",
+            tail_file(&m.log, 60)
+        );
     }
 
     async fn wait_worker_online(&mut self, i: usize) {
@@ -662,22 +664,20 @@ impl Migration {
         let task_name = format!("task-{db}");
         let source_file =
             cluster.write_file(&format!("source-{db}.yaml"), &source_yaml(&source_id));
-        let meta = if task_mode == "incremental" {
-            let (file, pos) = master_status().await;
-            format!("    meta:\n      binlog-name: \"{file}\"\n      binlog-pos: {pos}\n")
+        let start = if task_mode == "incremental" {
+            Some(master_status().await)
         } else {
-            String::new()
+            None
         };
         let dump_dir = cluster.dir().join(format!("dump-{db}"));
-        let task = task_yaml(&TaskYaml {
-            name: &task_name,
+        let task = migration_task(
+            &task_name,
             task_mode,
-            db: &db,
-            source_id: &source_id,
-            dump_dir: &dump_dir,
-            instance_extra: &meta,
-            extra: "",
-        });
+            &db,
+            &source_id,
+            &dump_dir,
+            start.as_ref().map(|(file, pos)| (file.as_str(), *pos)),
+        );
         let task_file = cluster.write_file(&format!("task-{db}.yaml"), &task);
         Self {
             up,
@@ -756,29 +756,30 @@ impl Migration {
 
     /// Waits until [`Self::converged`]; panics with the differences and the cluster's logs.
     pub async fn wait_converged(&self, cluster: &Cluster, tables: &[&str], timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !self.converged(tables).await {
-            if tokio::time::Instant::now() >= deadline {
-                let mut report = String::new();
-                for t in tables {
-                    let (u, d) = self.compare(t).await;
-                    report.push_str(&format!(
-                        "{t}: upstream (checksum, rows) {u:?}, downstream {d:?}\n"
-                    ));
-                    let q = format!("`{}`.`{t}`", self.db());
-                    let u = table_rows(&shared_upstream().opts(None), &q).await;
-                    let d = table_rows(&shared_downstream().opts(None), &q).await;
-                    report.push_str(&difference(&q, &u, &d));
-                }
-                let status = cluster.dmctl(&["query-status", &self.task_name]).await;
-                panic!(
-                    "no convergence after {timeout:?}:\n{report}--- query-status ---\n{}\n{}",
-                    status.stdout,
-                    cluster.logs(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let converged = try_eventually(timeout, CTL_POLL, async || {
+            self.converged(tables).await.then_some(())
+        })
+        .await;
+        if converged.is_some() {
+            return;
         }
+        let mut report = String::new();
+        for t in tables {
+            let (u, d) = self.compare(t).await;
+            report.push_str(&format!(
+                "{t}: upstream (checksum, rows) {u:?}, downstream {d:?}\n"
+            ));
+            let q = format!("`{}`.`{t}`", self.db());
+            let u = table_rows(&shared_upstream().opts(None), &q).await;
+            let d = table_rows(&shared_downstream().opts(None), &q).await;
+            report.push_str(&difference(&q, &u, &d));
+        }
+        let status = cluster.dmctl(&["query-status", &self.task_name]).await;
+        panic!(
+            "no convergence after {timeout:?}:\n{report}--- query-status ---\n{}\n{}",
+            status.stdout,
+            cluster.logs(40)
+        );
     }
 }
 
@@ -798,65 +799,45 @@ pub fn source_yaml(source_id: &str) -> String {
     )
 }
 
-/// Parts of a task.yaml.
-pub struct TaskYaml<'a> {
-    pub name: &'a str,
-    pub task_mode: &'a str,
-    /// The one database migrated (same name downstream).
-    pub db: &'a str,
-    pub source_id: &'a str,
-    pub dump_dir: &'a Path,
-    /// Extra keys of the `mysql-instances` item (indented 4 spaces).
-    pub instance_extra: &'a str,
-    /// Extra top-level YAML.
-    pub extra: &'a str,
-}
-
 /// A task.yaml migrating `db` from `source_id` into the shared downstream, meta tables in
-/// `dm_meta_<db>`, small dump/load/sync settings.
-pub fn task_yaml(t: &TaskYaml<'_>) -> String {
-    format!(
-        r#"name: "{name}"
-task-mode: {mode}
-meta-schema: "dm_meta_{db}"
-target-database:
-  host: "127.0.0.1"
-  port: {port}
-  user: "root"
-  password: ""
-block-allow-list:
-  ba:
-    do-dbs: ["{db}"]
-mydumpers:
-  d:
-    threads: 2
-    rows: 1000
-loaders:
-  l:
-    pool-size: 2
-    dir: "{dump_dir}"
-syncers:
-  s:
-    worker-count: 4
-    batch: 50
-    checkpoint-flush-interval: 1
-{extra}
-mysql-instances:
-  - source-id: "{source_id}"
-    block-allow-list: "ba"
-    mydumper-config-name: "d"
-    loader-config-name: "l"
-    syncer-config-name: "s"
-{instance_extra}"#,
-        name = t.name,
-        mode = t.task_mode,
-        db = t.db,
-        port = shared_downstream().port(),
-        dump_dir = t.dump_dir.display(),
-        source_id = t.source_id,
-        extra = t.extra,
-        instance_extra = t.instance_extra,
-    )
+/// `dm_meta_<db>`, small dump/load/sync settings; `start` is the binlog position `(file, pos)`
+/// an incremental task starts from.
+pub fn migration_task(
+    name: &str,
+    mode: &str,
+    db: &str,
+    source_id: &str,
+    dump_dir: &Path,
+    start: Option<(&str, u64)>,
+) -> String {
+    let mut instance = Instance::new(source_id)
+        .block_allow_list("ba")
+        .mydumper("d")
+        .loader("l")
+        .syncer("s");
+    if let Some((file, pos)) = start {
+        instance = instance.meta_pos(file, pos);
+    }
+    TaskYaml::new(name, mode)
+        .meta_schema(&format!("dm_meta_{db}"))
+        .target_root(shared_downstream().port())
+        .block_allow_list("ba", BlockAllowList::new().do_db(db))
+        .mydumper("d", Section::new().set("threads", 2).set("rows", 1000))
+        .loader(
+            "l",
+            Section::new()
+                .set("pool-size", 2)
+                .set("dir", dump_dir.display().to_string()),
+        )
+        .syncer(
+            "s",
+            Section::new()
+                .set("worker-count", 4)
+                .set("batch", 50)
+                .set("checkpoint-flush-interval", 1),
+        )
+        .instance(instance)
+        .render()
 }
 
 /// `SHOW MASTER STATUS` of the shared upstream: `(file, position)`.
@@ -938,7 +919,7 @@ where
     let end = tokio::time::Instant::now() + period;
     while tokio::time::Instant::now() < end {
         assert!(condition().await, "{what} stopped holding");
-        tokio::time::sleep(super::eventually::POLL_INTERVAL * 4).await;
+        tokio::time::sleep(POLL_INTERVAL * 4).await;
     }
 }
 
@@ -949,17 +930,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(CTL_POLL).await;
-    }
+    try_eventually(timeout, CTL_POLL, async || probe().await)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// Polls `condition` every [`CTL_POLL`] until it is true; panics naming `what` after
@@ -1022,17 +995,19 @@ pub async fn task_is(cluster: &Cluster, task: &str, stage: &str, unit: &str) -> 
 
 pub async fn wait_task(cluster: &Cluster, task: &str, stage: &str, unit: &str, timeout: Duration) {
     let what = format!("task {task} {stage} in unit {unit}");
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
+    let mut last = None;
+    let reached = try_eventually(timeout, CTL_POLL, async || {
         let out = cluster.dmctl(&["query-status", task]).await;
         if all_in(&out.json, stage, unit) {
-            return;
+            return Some(());
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}:\n{out}"
-        );
-        tokio::time::sleep(CTL_POLL).await;
+        last = Some(out);
+        None
+    })
+    .await;
+    if reached.is_none() {
+        let out = last.expect("query-status ran");
+        panic!("timed out after {timeout:?} waiting for {what}:\n{out}");
     }
 }
 

@@ -17,14 +17,16 @@ pub mod ports;
 pub mod process;
 mod registry;
 pub mod rows;
+pub mod task;
 
 // The cases' entry points, usable as `crate::harness::X`.
 #[allow(unused_imports)]
 pub use self::{
     bin::{BinProcess, DM_MASTER, DM_MIGRATE, DM_SYNCER, DM_WORKER, DMCTL},
     etcd::{Etcd, shared_etcd},
-    eventually::{eventually, eventually_msg},
+    eventually::{eventually, eventually_msg, try_eventually},
     mariadb::{MariaDb, Role, TestDb, fresh_db, shared_downstream, shared_upstream},
     ports::free_port,
     process::pid_running,
+    task::{BlockAllowList, Instance, Section, TaskYaml},
 };

@@ -11,9 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::time::Instant;
 
-use super::eventually::POLL_INTERVAL;
+use super::eventually::{POLL_INTERVAL, try_eventually};
 use super::registry;
 
 /// Lines of log printed when something fails.
@@ -149,22 +148,23 @@ impl ServerProcess {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), String>>,
     {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let mut last_error = String::new();
+        let outcome = try_eventually(timeout, POLL_INTERVAL, async || {
             if !pid_running(self.pid()) {
-                return Err(self.start_error("exited during start-up"));
+                return Some(Err(self.start_error("exited during start-up")));
             }
-            let last_error = match tokio::time::timeout(PROBE_TIMEOUT, probe()).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => e,
-                Err(_) => format!("probe took longer than {PROBE_TIMEOUT:?}"),
-            };
-            if Instant::now() >= deadline {
-                let reason = format!("not ready after {timeout:?}; last probe error: {last_error}");
-                return Err(self.start_error(&reason));
+            match tokio::time::timeout(PROBE_TIMEOUT, probe()).await {
+                Ok(Ok(())) => return Some(Ok(())),
+                Ok(Err(e)) => last_error = e,
+                Err(_) => last_error = format!("probe took longer than {PROBE_TIMEOUT:?}"),
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+            None
+        })
+        .await;
+        outcome.unwrap_or_else(|| {
+            let reason = format!("not ready after {timeout:?}; last probe error: {last_error}");
+            Err(self.start_error(&reason))
+        })
     }
 
     fn start_error(&self, reason: &str) -> StartError {

@@ -6,7 +6,8 @@
 //!   [`standalone`]: what the binaries share.
 //! - [`actors`]: the actor tree (master: EtcdMember, Election, Scheduler; worker: KeepAlive,
 //!   SourceWorker, SubTask, Units; the syncer pipeline with a CausalityActor per bucket).
-//! - [`units`]: the dump and load units; [`checker`]: DM's precheck.
+//! - [`units`]: the dump and load units; [`checker`]: DM's precheck; [`shardddl`]: shard DDL
+//!   groups and locks as plain logic.
 //! - [`messages`]: typed messages between actors, and the cross-process shapes.
 //! - [`sql`], [`binlog`], [`store`], [`db`]: SQL generation and parsing, binlog decoding,
 //!   etcd state, MySQL plumbing (no actix below this line).
@@ -28,6 +29,7 @@ pub mod failpoint;
 pub mod ids;
 pub mod messages;
 pub mod metrics;
+pub mod shardddl;
 pub mod sql;
 pub mod standalone;
 pub mod store;

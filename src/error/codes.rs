@@ -59,6 +59,9 @@ define_codes! {
     // ---- functional (11001) ----
     PARSE_SQL = (11006, Functional, Internal, High, false, "parse SQL statement failed", "Check the statement; if the server accepts it, report it as a dm-rs bug.");
     PARSE_GTID = (11009, Functional, Internal, High, false, "invalid GTID set", "Write MariaDB GTIDs as `domain-server-seq[,...]` and MySQL GTIDs as `uuid:interval[:interval][,...]`.");
+    SHARD_DDL_OPTIMISM_TRY_SYNC_FAIL = (11111, Functional, Internal, High, false, "there will be conflicts if the DDLs are applied to the downstream (optimistic shard DDL)", "Make the conflicting shards agree (run the same change on every shard), or resolve the table with `shard-ddl-lock unlock <lock-id> -s <source> -d <db> -t <table> --action skip|exec`.");
+    SHARD_DDL_OPTIMISM_NEED_SKIP_AND_REDIRECT = (11127, Functional, Internal, High, false, "conflicting optimistic shard DDL: the table is skipped until the other shards make the same change", "Run the same change on every other shard; the task replays the skipped table then.");
+    SHARD_DDL_OPTIMISM_ADD_NOT_FULLY_DROPPED_COLUMN = (11128, Functional, Internal, High, false, "a column is added again before every shard dropped it", "Drop the column on every shard first, or skip this DDL with `binlog skip`.");
     NOT_SUPPORTED_FLAVOR = (11010, Functional, Internal, High, false, "flavor not supported", "Set `flavor` to `mysql` or `mariadb`, or leave it empty to detect it.");
     ENCRYPT_SECRET_KEY_NOT_VALID = (11044, Functional, Internal, High, false, "secret key is not valid", "Write 64 hex characters (32 bytes) into the key file.");
     CIPHERTEXT_NOT_VALID = (11048, Functional, Internal, High, false, "cipher text is not valid", "Produce the cipher text with `dmctl encrypt` and the same key file.");
@@ -166,6 +169,10 @@ define_codes! {
 
     // ---- sync-unit (36001) ----
     SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");
+    SYNC_UNIT_DDL_ON_MULTIPLE_TABLE = (36022, SyncUnit, Internal, High, false, "a shard DDL statement changes more than one table", "Run the change as one statement per table upstream, or skip it with `binlog skip` and apply it downstream by hand.");
+    SYNCER_SHARD_DDL_CONFLICT = (36062, SyncUnit, Internal, High, false, "fail to handle shard DDL in optimistic mode, because schema conflict detected", "Make the shards agree, or resolve with `shard-ddl-lock unlock <lock-id> -s <source> -d <db> -t <table> --action skip|exec`, then `resume-task`.");
+    SYNCER_UNSUPPORTED_STMT = (36068, SyncUnit, Internal, High, false, "statement not supported in this shard mode", "Skip it with `binlog skip`, or use pessimistic mode for it.");
+    SYNC_SHARD_COORDINATION = (36906, SyncUnit, Internal, High, true, "shard DDL coordination with dm-master failed", "Check that dm-master (its etcd) is reachable; the subtask resumes from its checkpoint.");
     SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Fix the tracked schema with `binlog-schema update`, then resume the task.");
     SYNCER_UNIT_DML_STATEMENT_FOUND = (36014, SyncUnit, Upstream, High, false, "a statement-format DML is in the binlog", "Use binlog_format=ROW on the upstream; skip the statement with `binlog skip` if it predates that.");
     SYNCER_UNIT_HANDLE_DDL_FAILED = (36061, SyncUnit, Internal, High, false, "handling a DDL failed", "Read the cause; skip or replace the DDL with `binlog skip/replace` if the target cannot run it.");
@@ -186,6 +193,12 @@ define_codes! {
     MASTER_CONFIG_UNKNOWN_ITEM = (38011, DmMaster, Internal, Medium, false, "dm-master config has unknown keys", "Remove the keys or fix their spelling; see config/dm-master.toml.");
     MASTER_CONFIG_INVALID_FLAG = (38012, DmMaster, Internal, Medium, false, "invalid dm-master flag value", "Run `dm-master --help` to see the flags.");
     MASTER_CONFIG_TOML_TRANSFORM = (38013, DmMaster, Internal, Medium, false, "dm-master config is not valid", "Correct the named keys in the dm-master config file.");
+    MASTER_SHARDING_DDL_DIFF = (38016, DmMaster, Internal, High, false, "sharding ddls in ddl lock is different", "Make every source run the same DDL; or `shard-ddl-lock unlock <lock-id> --force-remove` and repair the shards by hand.");
+    MASTER_LOCK_NOT_FOUND = (38019, DmMaster, Internal, Medium, false, "lock with this ID not found", "List the locks with `shard-ddl-lock`.");
+    MASTER_LOCK_IS_RESOLVING = (38020, DmMaster, Internal, Medium, false, "the lock is resolving or resolved already", "List the locks with `shard-ddl-lock`; nothing to do for a lock that is gone.");
+    MASTER_WORKER_NOT_WAIT_LOCK = (38022, DmMaster, Internal, Medium, false, "the owner is not waiting for the lock", "Name a source that reported the DDLs with `--owner`, or add `--force-remove`.");
+    MASTER_OWNER_EXEC_DDL = (38024, DmMaster, Internal, High, true, "the owner did not execute the lock's DDLs", "Check the owner's subtask with `query-status`; retry the unlock, or add `--force-remove`.");
+    MASTER_PART_WORKER_EXEC_DDL_FAIL = (38025, DmMaster, Internal, High, true, "some sources did not finish the lock's DDLs", "Check those sources' subtasks with `query-status`; the lock was removed.");
     MASTER_START_SERVICE = (38017, DmMaster, Internal, High, false, "dm-master could not start", "Read the cause (a port in use, an unreachable etcd, ...), fix it and start again.");
     MASTER_WORKER_ERROR = (38032, DmMaster, Internal, High, true, "some error occurs in dm-worker", "Read the cause; check the dm-worker's log and that it is reachable from the master.");
     MASTER_REQUEST_WORKER_TIMEOUT = (38033, DmMaster, Internal, High, true, "request to dm-worker timed out, but the request may have succeeded", "Query the status again; check the dm-worker is alive.");
@@ -196,6 +209,7 @@ define_codes! {
     MASTER_NOT_LEADER_NO_FORWARD = (38043, DmMaster, Internal, High, true, "master is not leader, and can't forward request to leader", "Retry in a few seconds, once a leader is elected; check `list-member --master`.");
     MASTER_FAIL_TO_GET_EXPECT_RESULT = (38045, DmMaster, Internal, Medium, true, "fail to get expected result", "The request was recorded; run `query-status` to see whether the workers reached the expected stage.");
     MASTER_NOT_EXIST = (38048, DmMaster, Internal, Medium, false, "dm-master with this name does not exist", "Check the name with `list-member --master`.");
+    MASTER_OPTIMISTIC_INCONSISTENT_DDLS = (38054, DmMaster, Internal, High, false, "the DDLs and table-info-after of an optimistic info differ in length", "Report this as a bug: a worker sent an inconsistent info.");
     MASTER_OFFLINE_MEMBER_TYPE_INVALID = (38049, DmMaster, Internal, Medium, false, "offline member type is invalid", "Use `master` or `worker`.");
     /// dm-rs: a client sent more requests than `rpc-rate-limit` / `rpc-rate-burst` allow.
     MASTER_RATE_LIMITED = (38901, DmMaster, Internal, Low, true, "too many requests from this client", "Wait and retry; raise `rpc-rate-limit` / `rpc-rate-burst` in the dm-master config if this is expected load.");

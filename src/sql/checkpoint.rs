@@ -21,6 +21,7 @@ use crate::binlog::location::{Location, Position};
 use crate::db::meta::MetaTable;
 use crate::db::{self, Step, StepExt};
 use crate::error::{DmError, codes};
+use crate::sql::sharding_meta::{ShardingMetaTable, SourceRows};
 
 /// Names of one subtask's checkpoint tables.
 #[derive(Debug, Clone)]
@@ -185,11 +186,12 @@ impl CheckpointTables {
         tables: &[(String, String, String)],
         worker_count: usize,
         exit_safe: Option<&Location>,
+        sharding: Option<&(ShardingMetaTable, SourceRows)>,
     ) -> Result<(), DmError> {
         // Every subtask of the task writes these tables: two sources flushing at once can
         // deadlock on InnoDB's gap locks; the transaction is then simply run again.
         db::retry_transient(&codes::DB_EXECUTE_FAILED, "checkpoint", async || {
-            self.save_once(conn, location, tables, worker_count, exit_safe)
+            self.save_once(conn, location, tables, worker_count, exit_safe, sharding)
                 .await
         })
         .await
@@ -202,6 +204,7 @@ impl CheckpointTables {
         tables: &[(String, String, String)],
         worker_count: usize,
         exit_safe: Option<&Location>,
+        sharding: Option<&(ShardingMetaTable, SourceRows)>,
     ) -> Step<()> {
         let mut tx = conn
             .start_transaction(TxOpts::default())
@@ -308,6 +311,9 @@ impl CheckpointTables {
         )
         .await
         .step("resetting worker progress")?;
+        if let Some((table, rows)) = sharding {
+            table.replace_in(&mut tx, rows).await?;
+        }
         tx.commit().await.step("commit")
     }
 

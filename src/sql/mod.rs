@@ -8,5 +8,6 @@ pub mod expr;
 pub mod filter;
 pub mod route;
 pub mod schema_tracker;
+pub mod sharding_meta;
 
 pub use crate::syntax::{parse_expression, quote_ident, quote_string};

@@ -110,16 +110,16 @@ pub struct ClusterState {
     pub stages: BTreeMap<SubtaskKey, SubTaskStage>,
 }
 
-fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> DmError {
+pub(crate) fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> DmError {
     let what = what.into();
     move |e| DmError::new(&codes::HA_FAIL_TXN_OPERATION, what).with_cause(e)
 }
 
-fn json<T: Serialize>(v: &T) -> String {
+pub(crate) fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("etcd values serialize")
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(k: &str, v: &[u8]) -> Result<T, DmError> {
+pub(crate) fn decode_json<T: for<'de> Deserialize<'de>>(k: &str, v: &[u8]) -> Result<T, DmError> {
     serde_json::from_slice(v).map_err(|e| {
         DmError::new(
             &codes::HA_FAIL_TXN_OPERATION,
@@ -337,7 +337,7 @@ pub struct Fence {
 }
 
 impl Fence {
-    fn compare(&self) -> Compare {
+    pub(crate) fn compare(&self) -> Compare {
         Compare::create_revision(self.key.clone(), CompareOp::Equal, self.create_revision)
     }
 }

@@ -1,0 +1,7 @@
+//! Shard DDL coordination as plain logic (no I/O, no actix): the worker's pessimistic sharding
+//! groups ([`group`]) and the master's pessimistic locks ([`pessimism`]). The actors that run
+//! them: [`crate::actors::master::pessimist`] and the sync unit
+//! ([`crate::actors::syncer::shard`]); their etcd state: [`crate::store::etcd::shardddl`].
+
+pub mod group;
+pub mod pessimism;

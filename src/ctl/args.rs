@@ -127,6 +127,14 @@ pub enum Command {
         /// The free worker's name.
         worker: String,
     },
+    /// Show the shard DDL locks (of one task), or `unlock` one by hand.
+    #[command(alias = "show-ddl-locks", args_conflicts_with_subcommands = true)]
+    ShardDdlLock {
+        /// Task name or task config file (all tasks when absent).
+        task: Option<String>,
+        #[command(subcommand)]
+        action: Option<ShardDdlLockAction>,
+    },
     /// Encrypt a password into DM's cipher text (AES-256-CFB, `base64(iv@data)`).
     Encrypt {
         /// The plain text.
@@ -134,6 +142,31 @@ pub enum Command {
         /// File with the 64-hex-character key (the master's `secret-key-path`).
         #[arg(long, env = "DM_SECRET_KEY_PATH")]
         secret_key_path: Option<PathBuf>,
+    },
+}
+
+/// `shard-ddl-lock` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ShardDdlLockAction {
+    /// Resolve a lock by hand: its owner executes the DDLs, the other sources skip them.
+    Unlock {
+        /// The lock ID, as `shard-ddl-lock` shows it (``task-`schema`.`table` ``).
+        lock_id: String,
+        /// Execute on this source instead of the lock's owner (pessimistic).
+        #[arg(short = 'o', long = "owner", default_value = "")]
+        owner: String,
+        /// Remove the lock even if some source did not finish (pessimistic).
+        #[arg(short = 'f', long = "force-remove")]
+        force_remove: bool,
+        /// exec or skip the conflicting DDLs of the named table (optimistic).
+        #[arg(short = 'a', long = "action", default_value = "skip")]
+        action: String,
+        /// The upstream database of the table (optimistic).
+        #[arg(short = 'd', long = "database", default_value = "")]
+        database: String,
+        /// The upstream table (optimistic).
+        #[arg(short = 't', long = "table", default_value = "")]
+        table: String,
     },
 }
 

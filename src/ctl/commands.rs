@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use super::args::{Cli, Command, OperateTaskArgs};
+use super::args::{Cli, Command, OperateTaskArgs, ShardDdlLockAction};
 use super::client::{Answer, MasterClient};
 use super::output::{self, BatchTaskResult, TaskOpResult};
 use crate::config::{SecretKey, duration::parse_go_duration, read_file};
 use crate::error::{DmError, codes};
 use crate::messages::rpc::{
-    CheckTaskRequest, OperateSourceRequest, OperateTaskRequest, OperateTaskResponse,
-    QueryStatusListResponse, SourceOp, StartTaskRequest, TaskOp, TransferSourceRequest,
+    CheckTaskRequest, EXEC_LOCK, OperateSourceRequest, OperateTaskRequest, OperateTaskResponse,
+    QueryStatusListResponse, SKIP_LOCK, SourceOp, StartTaskRequest, TaskOp, TransferSourceRequest,
+    UnlockDdlLockRequest,
 };
 
 /// The sample printed by `operate-source -p`.
@@ -170,6 +171,9 @@ async fn run_remote(
                 Some(&req),
             )
             .await
+        }
+        Command::ShardDdlLock { task, action } => {
+            shard_ddl_lock(client, task, action, sources).await
         }
         Command::Encrypt { .. } => unreachable!("encrypt runs without a master"),
     }
@@ -376,6 +380,59 @@ async fn query_status(
         }
     }
     Ok(Outcome::from_answer(&answer))
+}
+
+async fn shard_ddl_lock(
+    client: &MasterClient,
+    task: Option<String>,
+    action: Option<ShardDdlLockAction>,
+    sources: Vec<String>,
+) -> Result<Outcome, DmError> {
+    match action {
+        None => {
+            let mut query: Vec<(&str, String)> =
+                sources.iter().map(|s| ("sources", s.clone())).collect();
+            if let Some(t) = task.as_deref() {
+                query.push(("task", task_name_from_arg_or_file(t)));
+            }
+            send::<()>(client, Method::GET, &["shard-ddl-locks"], &query, None).await
+        }
+        Some(ShardDdlLockAction::Unlock {
+            lock_id,
+            owner,
+            force_remove,
+            action,
+            database,
+            table,
+        }) => {
+            let op = match action.as_str() {
+                "skip" => SKIP_LOCK,
+                "exec" => EXEC_LOCK,
+                _ => {
+                    return Err(invalid(
+                        "please check --action argument, only exec/skip are acceptable",
+                    ));
+                }
+            };
+            let req = UnlockDdlLockRequest {
+                id: lock_id,
+                replace_owner: owner,
+                force_remove,
+                op,
+                sources,
+                database,
+                table,
+            };
+            send(
+                client,
+                Method::PUT,
+                &["shard-ddl-locks", "unlock"],
+                &[],
+                Some(&req),
+            )
+            .await
+        }
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, DmError> {

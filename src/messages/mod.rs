@@ -4,5 +4,6 @@
 
 pub mod master;
 pub mod rpc;
+pub mod shardddl;
 pub mod syncer;
 pub mod worker;

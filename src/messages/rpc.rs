@@ -254,6 +254,22 @@ pub struct SyncStatusView {
     /// merge target.
     #[serde(rename = "skippedShardDDLs")]
     pub skipped_shard_ddls: i64,
+    /// Sharding groups with pending DDLs (pessimistic shard mode).
+    #[serde(rename = "unresolvedGroups")]
+    pub unresolved_groups: Vec<ShardingGroupView>,
+}
+
+/// DM's `ShardingGroup` of query-status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShardingGroupView {
+    pub target: String,
+    #[serde(rename = "DDLs")]
+    pub ddls: Vec<String>,
+    #[serde(rename = "firstLocation")]
+    pub first_location: String,
+    pub synced: Vec<String>,
+    pub unsynced: Vec<String>,
 }
 
 /// DM's `SubTaskStatus` (one task on one source). `stage` is `Running`, `Paused`,
@@ -430,3 +446,31 @@ pub fn error_msg(e: &crate::error::DmError) -> String {
     }
     s
 }
+
+/// DM's `ShowDDLLocksResponse`.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct ShowDdlLocksResponse {
+    pub result: bool,
+    pub msg: String,
+    pub locks: Vec<crate::shardddl::pessimism::LockView>,
+}
+
+/// DM's `UnlockDDLLockRequest` (`op`: 1 skip, 2 exec).
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnlockDdlLockRequest {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "replaceOwner")]
+    pub replace_owner: String,
+    #[serde(rename = "forceRemove")]
+    pub force_remove: bool,
+    pub op: i32,
+    pub sources: Vec<String>,
+    pub database: String,
+    pub table: String,
+}
+
+/// DM's lock op numbers.
+pub const SKIP_LOCK: i32 = 1;
+pub const EXEC_LOCK: i32 = 2;

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::binlog::location::Location;
 use crate::error::DmError;
+use crate::shardddl::group::UnresolvedGroup;
 use crate::sql::dml::RowChange;
+use crate::sql::sharding_meta::{ShardingMetaTable, SourceRows};
 
 /// StreamController → SyncerActor: raw events in stream order. Replies when the syncer has
 /// taken them (its reply pace is the stream's backpressure).
@@ -65,6 +67,8 @@ pub struct SaveCheckpoint {
     /// `(schema, table, table_info JSON)` of the tracked tables.
     pub tables: Vec<(String, String, String)>,
     pub exit_safe: Option<Location>,
+    /// The sharding groups' membership, written in the same transaction (when it changed).
+    pub sharding: Option<(ShardingMetaTable, SourceRows)>,
 }
 
 /// What query-status shows of a running sync unit.
@@ -89,6 +93,12 @@ pub struct SyncStatus {
     /// Shard `DROP TABLE` / `TRUNCATE TABLE` / `DROP DATABASE` statements not applied because
     /// their target merges several upstream tables.
     pub skipped_shard_ddls: u64,
+    /// The shard DDLs this source waits on the lock for (DM's `blockingDDLs`).
+    pub blocking_ddls: Vec<String>,
+    /// The lock whose Operation arrived and is being carried out (DM's `unresolvedDDLLockID`).
+    pub unresolved_ddl_lock_id: String,
+    /// Sharding groups with pending DDLs (DM's `unresolvedGroups`).
+    pub unresolved_groups: Vec<UnresolvedGroup>,
     /// Where the lag is read from: each DML worker's and the DDL slot's oldest in-flight
     /// event time.
     #[serde(skip)]

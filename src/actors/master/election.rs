@@ -15,7 +15,8 @@
 //! - **Stop** (the actor stops, or [`Resign`]): the Scheduler stops and the lease is revoked,
 //!   so a follower wins at once instead of after `ttl`.
 //!
-//! Children: the Scheduler (one per won term; the Election alone holds its address).
+//! Children: the Scheduler and the Pessimist (one each per won term; the Election alone
+//! holds their addresses).
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::pessimist::PessimistActor;
 use super::scheduler::SchedulerActor;
 use super::{LeaderInfo, MasterHandle};
 use crate::backoff::Backoff;
@@ -70,6 +72,7 @@ struct Term {
     lease: Option<i64>,
     fence: Option<Fence>,
     scheduler: Option<Addr<SchedulerActor>>,
+    pessimist: Option<Addr<PessimistActor>>,
 }
 
 /// Campaigns for leadership and runs the Scheduler while this master leads.
@@ -130,6 +133,7 @@ impl ElectionActor {
             lease: None,
             fence: None,
             scheduler: None,
+            pessimist: None,
         });
         info!(name = %self.handle.name(), generation, "campaigning");
     }
@@ -148,7 +152,13 @@ impl ElectionActor {
                 reason: reason.to_string(),
             });
         }
+        if let Some(p) = term.pessimist {
+            p.do_send(StopScheduler {
+                reason: reason.to_string(),
+            });
+        }
         self.handle.set_scheduler(None);
+        self.handle.set_pessimist(None);
         if self
             .handle
             .leader()
@@ -363,24 +373,43 @@ impl Handler<Won> for ElectionActor {
         };
         term.fence = Some(m.fence.clone());
         info!(name = %self.handle.name(), generation, "won the election; rebuilding the scheduler");
-        let fut = SchedulerActor::start_rebuilt(
-            self.handle.etcd(),
-            Some(m.fence),
-            Some(ctx.address().recipient()),
-        );
+        let (etcd, parent) = (self.handle.etcd(), ctx.address().recipient());
+        let fut = async move {
+            let scheduler = SchedulerActor::start_rebuilt(
+                etcd.clone(),
+                Some(m.fence.clone()),
+                Some(parent.clone()),
+            )
+            .await?;
+            match PessimistActor::start_rebuilt(etcd, Some(m.fence), Some(parent)).await {
+                Ok(p) => Ok((scheduler, p)),
+                Err(e) => {
+                    scheduler.do_send(StopScheduler {
+                        reason: "the pessimist could not start".into(),
+                    });
+                    Err(e)
+                }
+            }
+        };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let me = act.me();
             match (res, act.current(generation)) {
-                (Ok(addr), Some(term)) => {
+                (Ok((addr, pessimist)), Some(term)) => {
                     term.scheduler = Some(addr.clone());
+                    term.pessimist = Some(pessimist.clone());
                     act.handle.set_scheduler(Some(addr));
+                    act.handle.set_pessimist(Some(pessimist));
                     act.handle.set_leader(Some(me));
                     act.backoff.mark_started();
-                    info!(name = %act.handle.name(), generation, "leading; scheduler running");
+                    info!(name = %act.handle.name(), generation, "leading; scheduler and pessimist running");
                 }
-                (Ok(addr), None) => addr.do_send(StopScheduler {
-                    reason: "term already ended".into(),
-                }),
+                (Ok((addr, pessimist)), None) => {
+                    let stop = || StopScheduler {
+                        reason: "term already ended".into(),
+                    };
+                    addr.do_send(stop());
+                    pessimist.do_send(stop());
+                }
                 (Err(e), _) => act.end_term(
                     ctx,
                     generation,

@@ -1,13 +1,15 @@
 //! dm-master's actors: [`election::ElectionActor`] (campaigns on `/dm-master/leader`) and, on
-//! the leader only, its child [`scheduler::SchedulerActor`]. [`MasterHandle`] is what the HTTP
+//! the leader only, its children [`scheduler::SchedulerActor`] and
+//! [`pessimist::PessimistActor`] (shard DDL locks). [`MasterHandle`] is what the HTTP
 //! handlers hold: who leads, and the Scheduler's address while this master leads.
 //!
 //! Tree: dm-master binary → EtcdMember (supervises the etcd child, when the master runs one)
-//! and Election (one per process, started once etcd answers) → Scheduler (one per won term;
-//! stopped the moment the term ends).
+//! and Election (one per process, started once etcd answers) → Scheduler and Pessimist (one
+//! each per won term; stopped the moment the term ends).
 
 pub mod election;
 pub mod member;
+pub mod pessimist;
 pub mod scheduler;
 
 use std::sync::{Arc, RwLock};
@@ -17,6 +19,7 @@ use etcd_client::Client;
 
 use crate::config::SecretKey;
 use crate::error::{DmError, codes};
+use pessimist::PessimistActor;
 use scheduler::SchedulerActor;
 
 /// The current leader as published under the election key.
@@ -31,6 +34,7 @@ pub struct LeaderInfo {
 struct LeaderState {
     leader: Option<LeaderInfo>,
     scheduler: Option<Addr<SchedulerActor>>,
+    pessimist: Option<Addr<PessimistActor>>,
 }
 
 struct Inner {
@@ -110,6 +114,27 @@ impl MasterHandle {
                     format!("dm-master `{}` is not the leader", self.inner.name),
                 )
             })
+    }
+
+    /// The Pessimist, on the leader; `SCHEDULER_NOT_STARTED` elsewhere.
+    pub fn pessimist(&self) -> Result<Addr<PessimistActor>, DmError> {
+        self.inner
+            .state
+            .read()
+            .expect("leader lock")
+            .pessimist
+            .clone()
+            .ok_or_else(|| {
+                DmError::new(
+                    &codes::SCHEDULER_NOT_STARTED,
+                    format!("dm-master `{}` is not the leader", self.inner.name),
+                )
+            })
+    }
+
+    /// Election: records the Pessimist started (or stopped) with the Scheduler.
+    pub fn set_pessimist(&self, pessimist: Option<Addr<PessimistActor>>) {
+        self.inner.state.write().expect("leader lock").pessimist = pessimist;
     }
 
     /// Election: records the observed leader.

@@ -17,6 +17,7 @@ pub mod members;
 pub mod openapi;
 pub mod proxy;
 pub mod service;
+pub mod shardddl;
 pub mod status;
 
 use std::time::{Duration, Instant};
@@ -159,7 +160,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/apis/v1alpha1")
                 .app_data(json_config(proxy::ApiKind::Gateway))
                 .wrap_fn(|req, srv| proxy::gate(proxy::ApiKind::Gateway, req, srv))
-                .configure(gateway::routes),
+                .configure(gateway::routes)
+                .configure(shardddl::routes),
         )
         .service(
             web::scope("/api/v1")

@@ -319,27 +319,14 @@ fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> DmErr
 
 /// Deletes the task's shard-DDL infos, operations and source tables in etcd.
 async fn remove_shard_meta(state: &MasterState, task: &str) -> Result<(), DmError> {
-    let ops = [
-        keys::SHARDDDL_PESSIMISM_INFO,
-        keys::SHARDDDL_PESSIMISM_OPERATION,
-        keys::SHARDDDL_OPTIMISM_SOURCE_TABLES,
-        keys::SHARDDDL_OPTIMISM_INFO,
-        keys::SHARDDDL_OPTIMISM_OPERATION,
-    ]
-    .map(|p| {
-        TxnOp::delete(
-            keys::prefix(p, &[task]),
-            Some(DeleteOptions::new().with_prefix()),
-        )
-    });
-    state
-        .handle
-        .etcd()
-        .txn(Txn::new().and_then(ops.to_vec()))
-        .await
-        .map_err(etcd_err(format!(
-            "removing the shard DDL meta of task `{task}`"
-        )))?;
+    crate::store::etcd::shardddl::delete_task(&mut state.handle.etcd(), task).await?;
+    if let Ok(p) = state.handle.pessimist() {
+        let _ = p
+            .send(crate::messages::shardddl::ForgetTask {
+                task: task.to_string(),
+            })
+            .await;
+    }
     Ok(())
 }
 

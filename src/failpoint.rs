@@ -10,6 +10,14 @@
 //!   row) and the syncer has not been told, so no checkpoint covers it: aborts.
 //! - `dml-lose-commit-reply`: a DML worker's batch has committed, and the worker behaves as if
 //!   the connection died before the COMMIT's answer arrived (see [`lose`]).
+//! - `shard-before-decide`: a sharding group is synced, before its Info goes to the master:
+//!   aborts.
+//! - `shard-after-info`: the Info is in etcd, before the Operation arrives: aborts.
+//! - `shard-after-exec`: the lock's DDL ran downstream (or was skipped), before it is recorded
+//!   as done: aborts.
+//! - `shard-after-record`: recorded as done, before the master is told: aborts.
+//! - `shard-resync`: in the middle of re-syncing withheld rows (before the 2nd rows event):
+//!   aborts.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

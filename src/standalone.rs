@@ -63,8 +63,18 @@ impl StandaloneArgs {
             .as_deref()
             .map(SecretKey::from_file)
             .transpose()?;
-        let mut sub = task
-            .subtasks()
+        let subtasks = task.subtasks();
+        if task.shard().is_some() && subtasks.len() > 1 {
+            return Err(DmError::new(
+                &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
+                format!(
+                    "shard-mode `{}` with {} mysql-instances needs dm-master to coordinate the sources' DDLs; run the task in a cluster (dmctl start-task), or list one instance",
+                    task.shard_mode.text(),
+                    subtasks.len()
+                ),
+            ));
+        }
+        let mut sub = subtasks
             .into_iter()
             .find(|s| s.source_id == source.source_id)
             .ok_or_else(|| {

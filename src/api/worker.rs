@@ -14,8 +14,8 @@ use crate::actors::worker::master_probe::MasterProbeActor;
 use crate::actors::worker::server::WorkerActor;
 use crate::error::{DmError, codes};
 use crate::messages::rpc::{
-    self, DumpStatusView, LoadStatusView, ProcessError, ProcessResult, SourceStatusView,
-    SubTaskStatusView, SyncStatusView,
+    self, DumpStatusView, LoadStatusView, ProcessError, ProcessResult, ShardingGroupView,
+    SourceStatusView, SubTaskStatusView, SyncStatusView,
 };
 use crate::messages::worker::{
     MasterReachability, QueryMasters, QueryWorkerInfo, QueryWorkerStatus, SourceStatusReport,
@@ -120,7 +120,11 @@ pub fn subtask_view(st: &SubtaskStatus) -> SubTaskStatusView {
             is_canceled: false,
             errors: vec![ProcessError::from(e)],
         }),
-        unresolved_ddl_lock_id: String::new(),
+        unresolved_ddl_lock_id: st
+            .sync_status
+            .as_ref()
+            .map(|s| s.unresolved_ddl_lock_id.clone())
+            .unwrap_or_default(),
         dump: match (unit, &st.dump_status) {
             (Some(Unit::Dump), Some(d)) => Some(DumpStatusView {
                 total_tables: d.total_tables as i64,
@@ -153,7 +157,7 @@ pub fn subtask_view(st: &SubtaskStatus) -> SubTaskStatusView {
                 master_binlog_gtid: s.master_binlog_gtid.clone(),
                 syncer_binlog: s.syncer_binlog.clone(),
                 syncer_binlog_gtid: s.syncer_binlog_gtid.clone(),
-                blocking_ddls: Vec::new(),
+                blocking_ddls: s.blocking_ddls.clone(),
                 synced: s.synced,
                 binlog_type: "remote".to_string(),
                 seconds_behind_master: s.seconds_behind_master as i64,
@@ -161,6 +165,17 @@ pub fn subtask_view(st: &SubtaskStatus) -> SubTaskStatusView {
                 total_rps: s.total_tps as i64,
                 recent_rps: s.total_tps as i64,
                 skipped_shard_ddls: s.skipped_shard_ddls as i64,
+                unresolved_groups: s
+                    .unresolved_groups
+                    .iter()
+                    .map(|g| ShardingGroupView {
+                        target: g.target.clone(),
+                        ddls: g.ddls.clone(),
+                        first_location: g.first_location.clone(),
+                        synced: g.synced.clone(),
+                        unsynced: g.unsynced.clone(),
+                    })
+                    .collect(),
             }),
             _ => None,
         },

@@ -40,6 +40,7 @@ fn run(args: Args) -> Result<(), DmError> {
         let arbiter = Arbiter::new();
         let actor = SyncerActor::new(sub, key, parent);
         let status = actor.status_handle();
+        let stop = actor.stop_handle();
         let syncer = SyncerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
         supervise(
             rx,
@@ -49,6 +50,7 @@ fn run(args: Args) -> Result<(), DmError> {
                 async move { serde_json::to_string(&s).unwrap_or_default() }
             },
             || async move {
+                stop.stop();
                 let _ = syncer.send(StopSyncer).await;
             },
         )

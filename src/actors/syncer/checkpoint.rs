@@ -101,6 +101,7 @@ impl Handler<SaveCheckpoint> for CheckpointActor {
                         &msg.tables,
                         workers,
                         msg.exit_safe.as_ref(),
+                        msg.sharding.as_ref(),
                     )
                     .await
                 {

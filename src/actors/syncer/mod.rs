@@ -37,6 +37,7 @@ pub mod checkpoint;
 pub mod dml_worker;
 mod process;
 pub mod resume;
+pub mod shard;
 pub mod stream;
 
 use std::sync::{Arc, Mutex};
@@ -51,11 +52,14 @@ use crate::error::DmError;
 use crate::messages::syncer::{EventBatch, StopSyncer, StreamFailed, SyncStatus, SyncerExited};
 
 pub use process::Run;
+pub use shard::{Coordinator, StopSignal};
 
 /// The sync unit of one subtask.
 pub struct SyncerActor {
     cfg: Arc<SubTaskConfig>,
     key: Option<SecretKey>,
+    coordinator: Coordinator,
+    stop: Arc<StopSignal>,
     run: Option<Run>,
     status: Arc<Mutex<SyncStatus>>,
     /// The parent, told once how the unit ended.
@@ -74,6 +78,8 @@ impl SyncerActor {
         Self {
             cfg: Arc::new(cfg),
             key,
+            coordinator: Coordinator::Local,
+            stop: Arc::default(),
             run: None,
             status: Arc::default(),
             exit: Some(parent),
@@ -81,9 +87,20 @@ impl SyncerActor {
         }
     }
 
+    /// Shard DDL locks are decided by `coordinator` (default: [`Coordinator::Local`]).
+    pub fn with_coordinator(mut self, coordinator: Coordinator) -> Self {
+        self.coordinator = coordinator;
+        self
+    }
+
     /// A handle on the live status.
     pub fn status_handle(&self) -> Arc<Mutex<SyncStatus>> {
         self.status.clone()
+    }
+
+    /// Set it before sending [`StopSyncer`]: a unit waiting for a shard DDL lock stops waiting.
+    pub fn stop_handle(&self) -> Arc<StopSignal> {
+        self.stop.clone()
     }
 
     fn finish(&mut self, result: Result<(), DmError>, ctx: &mut Context<Self>) {
@@ -109,13 +126,20 @@ impl Actor for SyncerActor {
             self.status.clone(),
             ctx.address(),
         );
-        Run::start(cfg, key, status, me)
-            .into_actor(self)
-            .map(|res, act, ctx| match res {
-                Ok(run) => act.run = Some(run),
-                Err(e) => act.finish(Err(e), ctx),
-            })
-            .wait(ctx);
+        Run::start(
+            cfg,
+            key,
+            status,
+            me,
+            self.coordinator.clone(),
+            self.stop.clone(),
+        )
+        .into_actor(self)
+        .map(|res, act, ctx| match res {
+            Ok(run) => act.run = Some(run),
+            Err(e) => act.finish(Err(e), ctx),
+        })
+        .wait(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -140,7 +164,11 @@ impl Handler<EventBatch> for SyncerActor {
             .into_actor(self)
             .map(|(run, res), act, ctx| {
                 act.run = Some(run);
-                if let Err(e) = &res {
+                // Stopped while waiting for a shard DDL lock: the StopSyncer queued behind
+                // this batch finishes the unit.
+                if let Err(e) = &res
+                    && !act.stop.is_set()
+                {
                     act.finish(Err(e.clone()), ctx);
                 }
                 res

@@ -21,14 +21,16 @@ use super::causality_actor::CausalityActor;
 use super::checkpoint::CheckpointActor;
 use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
 use super::resume::{PendingGtid, Resume, StreamPosition};
+use super::shard::{Coordinator, ShardState, StopSignal};
 use super::stream::{StreamControllerActor, StreamSpec};
 use crate::binlog::decode::{DecodePlan, RowKind, decode_rows, rows_table_id};
 use crate::binlog::event::BinlogEvent;
 use crate::binlog::gtid::GtidSet;
-use crate::binlog::location::Location;
+use crate::binlog::location::{Location, Position};
 use crate::binlog::stream::{Flavor, detect_flavor, master_status};
 use crate::binlog::value::{ColumnInfo, Value};
 use crate::config::rules::ExpressionFilter;
+use crate::config::task::ShardMode;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::db::{self, errno};
 use crate::error::{DmError, codes};
@@ -42,6 +44,8 @@ use crate::sql::expr::RowExpr;
 use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
 use crate::sql::route::Router;
 use crate::sql::schema_tracker::{SchemaTracker, TableSchema, load_table};
+
+mod shard_flow;
 
 /// Changes buffered before they are dispatched even inside a batch of events.
 const DISPATCH_ROWS: usize = 4096;
@@ -59,6 +63,9 @@ struct TableEntry {
     table: String,
     /// The task's expression filters for this table.
     filters: Vec<ExprFilter>,
+    /// Its sharding group waits for a DDL this table already ran: its rows wait for the
+    /// re-sync (valid until the next DDL, when the table map is cleared).
+    withheld: bool,
 }
 
 /// A compiled `expression-filter`: which rows of one kind it drops.
@@ -159,6 +166,12 @@ pub struct Run {
     /// Shard DROP TABLE / TRUNCATE / DROP DATABASE kept from merge targets.
     skipped_shard_ddls: u64,
     last_master_status: Instant,
+    /// Sharding groups (`shard-mode: pessimistic`).
+    shard: Option<ShardState>,
+    stop: Arc<StopSignal>,
+    /// For re-sync streams: the upstream and the main stream's server id.
+    up_opts: Opts,
+    server_id: u32,
 }
 
 impl Drop for Run {
@@ -203,6 +216,8 @@ impl Run {
         key: Option<SecretKey>,
         status: Arc<Mutex<SyncStatus>>,
         me: Addr<SyncerActor>,
+        coordinator: Coordinator,
+        stop: Arc<StopSignal>,
     ) -> Result<Self, DmError> {
         let from = cfg.from.clone().ok_or_else(|| {
             DmError::new(
@@ -252,6 +267,29 @@ impl Run {
                 tracker.insert(t);
             }
         }
+        let router = Router::for_subtask(&cfg)?;
+        let ba = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
+        let shard = match cfg.shard_mode {
+            Some(ShardMode::Pessimistic) => Some(
+                ShardState::init(
+                    &cfg,
+                    coordinator,
+                    &router,
+                    &ba,
+                    &mut upstream,
+                    &mut downstream,
+                    saved.is_some(),
+                )
+                .await?,
+            ),
+            Some(ShardMode::Optimistic) => {
+                return Err(DmError::new(
+                    &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
+                    "shard-mode optimistic is not supported by this dm-rs build yet",
+                ));
+            }
+            None => None,
+        };
         let Resume {
             start,
             location,
@@ -321,7 +359,7 @@ impl Run {
         let stream = StreamControllerActor::new(
             StreamSpec {
                 task: cfg.name.clone(),
-                opts: up_opts,
+                opts: up_opts.clone(),
                 server_id,
                 flavor,
                 start: start.clone(),
@@ -337,8 +375,8 @@ impl Run {
         info!(task = %cfg.name, source = %cfg.source_id, start = ?start, workers = worker_count, buckets = bucket_count, "sync unit started");
 
         let mut run = Self {
-            router: Router::for_subtask(&cfg)?,
-            ba: BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?,
+            router,
+            ba,
             events: EventFilter::new(&cfg.filter_rules, cfg.case_sensitive)?,
             cfg,
             status,
@@ -372,6 +410,10 @@ impl Run {
             skipped_shard_ddls: 0,
             total_rows: 0,
             last_master_status: Instant::now() - MASTER_STATUS_EVERY,
+            shard,
+            stop,
+            up_opts,
+            server_id,
         };
         run.read_clocks();
         if run.needs_initial_save && !run.pos.boundary().position.name.is_empty() {
@@ -440,7 +482,10 @@ impl Run {
                 BinlogEvent::Query { schema, sql } => match ddl::classify(&sql) {
                     StatementKind::Begin => self.pos.begin(),
                     StatementKind::Commit | StatementKind::Skip => self.end_txn(end).await?,
-                    StatementKind::Ddl => self.handle_ddl(&schema, &sql, end).await?,
+                    StatementKind::Ddl => {
+                        self.handle_ddl(&schema, &sql, end, header.event_size())
+                            .await?
+                    }
                     StatementKind::Dml => {
                         return Err(DmError::new(
                             &codes::SYNCER_UNIT_DML_STATEMENT_FOUND,
@@ -514,7 +559,25 @@ impl Run {
                 }
             }
         }
-        let ts = self.tracker.get(&schema, &table).expect("inserted above");
+        let ts = self
+            .tracker
+            .get(&schema, &table)
+            .expect("inserted above")
+            .clone();
+        let entry = self.entry_for(&tme, &ts, end)?;
+        self.tables.insert(id, Some(Arc::new(entry)));
+        Ok(())
+    }
+
+    /// The decode plan, target and filters of the table `tme` maps, whose schema is `ts`.
+    fn entry_for(
+        &self,
+        tme: &TableMapEvent,
+        ts: &TableSchema,
+        end: u32,
+    ) -> Result<TableEntry, DmError> {
+        let schema = tme.database_name().to_string();
+        let table = tme.table_name().to_string();
         let columns: Vec<ColumnInfo> = ts
             .columns
             .iter()
@@ -527,7 +590,7 @@ impl Run {
                 )
             })
             .collect();
-        let plan = DecodePlan::new(&tme, &columns).map_err(|e| {
+        let plan = DecodePlan::new(tme, &columns).map_err(|e| {
             DmError::new(
                 &codes::SYNCER_UNIT_DML_COLUMN_NOT_MATCH,
                 format!("`{schema}`.`{table}` at {}: {e}", self.here(end)),
@@ -562,18 +625,19 @@ impl Run {
         let mut h = KeyHasher::default();
         h.write(target.quoted.as_bytes());
         let bucket = (h.finish() % self.pending.len() as u64) as usize;
-        self.tables.insert(
-            id,
-            Some(Arc::new(TableEntry {
-                plan,
-                target: Arc::new(target),
-                bucket,
-                schema,
-                table,
-                filters,
-            })),
-        );
-        Ok(())
+        let withheld = self
+            .shard
+            .as_ref()
+            .is_some_and(|s| s.withholds(&schema, &table));
+        Ok(TableEntry {
+            plan,
+            target: Arc::new(target),
+            bucket,
+            schema,
+            table,
+            filters,
+            withheld,
+        })
     }
 
     async fn rows(&mut self, ev: &Event, event_type: u8, ts: u32, end: u32) -> Result<(), DmError> {
@@ -582,6 +646,22 @@ impl Run {
         let Some(entry) = self.tables.get(&id).cloned().flatten() else {
             return Ok(());
         };
+        if entry.withheld {
+            return Ok(());
+        }
+        self.rows_of(&entry, ev, event_type, ts, end).await
+    }
+
+    /// Decodes, filters and buffers the rows of `ev` (a rows event of `entry`'s table).
+    async fn rows_of(
+        &mut self,
+        entry: &TableEntry,
+        ev: &Event,
+        event_type: u8,
+        ts: u32,
+        end: u32,
+    ) -> Result<(), DmError> {
+        let data = ev.data();
         let batch = decode_rows(&entry.plan, event_type, data).map_err(|e| {
             let mut err = e.to_dm();
             err.message = format!(
@@ -684,6 +764,14 @@ impl Run {
     }
 
     async fn save_checkpoint(&mut self) -> Result<(), DmError> {
+        if self.shard.as_ref().is_some_and(|s| !s.can_save()) {
+            // A sharding group has pending DDLs: the last checkpoint (before the first of them)
+            // and the workers' progress since it stay exact; a resume replays the group.
+            self.last_flush = Instant::now();
+            self.flush_due = false;
+            return Ok(());
+        }
+        let sharding = self.shard.as_mut().and_then(|s| s.checkpoint_rows());
         let tables = self
             .tracker
             .tables()
@@ -696,14 +784,23 @@ impl Run {
             })
             .collect();
         let location = self.pos.boundary().clone();
-        self.checkpoint
+        let saved = self
+            .checkpoint
             .send(SaveCheckpoint {
                 location,
                 tables,
                 exit_safe: self.exit_safe.clone(),
+                sharding,
             })
             .await
-            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))??;
+            .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))
+            .and_then(|r| r);
+        if let Err(e) = saved {
+            if let Some(s) = self.shard.as_mut() {
+                s.checkpoint_failed();
+            }
+            return Err(e);
+        }
         self.flushed = self.pos.boundary().clone();
         self.needs_initial_save = false;
         self.last_flush = Instant::now();
@@ -723,6 +820,13 @@ impl Run {
     /// valid when no change after the boundary was read (outside a transaction); inside one
     /// it only drains, and the previous checkpoint with the workers' progress stays exact.
     pub async fn flush(&mut self) -> Result<(), DmError> {
+        if self.shard.as_ref().is_some_and(|s| !s.can_save()) {
+            // Nothing can be saved while a sharding group waits (see save_checkpoint).
+            self.last_flush = Instant::now();
+            self.flush_due = false;
+            self.refresh_status().await;
+            return Ok(());
+        }
         self.barrier().await?;
         if !self.pos.in_txn() {
             self.save_checkpoint().await?;
@@ -731,18 +835,33 @@ impl Run {
         Ok(())
     }
 
-    async fn handle_ddl(&mut self, schema: &str, sql: &str, end: u32) -> Result<(), DmError> {
+    async fn handle_ddl(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        end: u32,
+        size: u32,
+    ) -> Result<(), DmError> {
         let pieces = ddl::split(sql, schema)?;
         self.barrier().await?;
-        for piece in &pieces {
-            self.apply_ddl(piece).await?;
+        if self.shard.is_some() {
+            let at = self.here(end).position;
+            let start = Position::new(at.name.clone(), end.saturating_sub(size));
+            self.shard_ddl(&pieces, start, at).await?;
+        } else {
+            for piece in &pieces {
+                self.apply_ddl(piece).await?;
+            }
         }
         self.tables.clear();
         self.pos.close_txn(end);
         self.save_checkpoint().await
     }
 
-    async fn apply_ddl(&mut self, piece: &DdlPiece) -> Result<(), DmError> {
+    /// Whether the block-allow list and the binlog event filter let `piece` through: `None`
+    /// when not allowed at all, `Some(false)` when the filter ignores it (the tracker still
+    /// follows it), `Some(true)` to apply it.
+    fn ddl_action(&self, piece: &DdlPiece) -> Result<Option<bool>, DmError> {
         let table = piece.table.as_deref();
         let allowed = self.ba.allows(&piece.schema, table)
             || piece
@@ -750,10 +869,8 @@ impl Run {
                 .as_ref()
                 .is_some_and(|(s, t)| self.ba.allows(s, Some(t)));
         if !allowed {
-            return Ok(());
+            return Ok(None);
         }
-        // The tracker follows every allowed DDL, even those the event filter skips.
-        let tracked = self.tracker.apply(piece);
         let action = if self.events.is_empty() {
             FilterAction::Do
         } else {
@@ -765,34 +882,20 @@ impl Run {
             )
         };
         match action {
-            FilterAction::Ignore => return tracked,
-            FilterAction::Error => {
-                return Err(DmError::new(
-                    &codes::CONFIG_BINLOG_EVENT_FILTER,
-                    format!(
-                        "a filter rule with action Error matched DDL `{}`",
-                        truncate(&piece.sql)
-                    ),
-                ));
-            }
-            FilterAction::Do => {}
+            FilterAction::Ignore => Ok(Some(false)),
+            FilterAction::Error => Err(DmError::new(
+                &codes::CONFIG_BINLOG_EVENT_FILTER,
+                format!(
+                    "a filter rule with action Error matched DDL `{}`",
+                    truncate(&piece.sql)
+                ),
+            )),
+            FilterAction::Do => Ok(Some(true)),
         }
-        // A shard must not drop or empty the table (or database) every shard merges into.
-        // Until shard DDL coordination lands, such statements stop here: the tracker has
-        // followed the shard, the merge target keeps the other shards' rows.
-        if matches!(
-            piece.kind,
-            DdlKind::DropTable | DdlKind::TruncateTable | DdlKind::DropDatabase
-        ) && self.router.merges(&piece.schema, table)?
-        {
-            self.skipped_shard_ddls += 1;
-            let shard = match table {
-                Some(t) => format!("`{}`.`{t}`", piece.schema),
-                None => format!("`{}`", piece.schema),
-            };
-            warn!(task = %self.cfg.name, source = %self.cfg.source_id, shard = %shard, ddl = %truncate(&piece.sql), skipped = self.skipped_shard_ddls, "shard DDL not applied to its merge target");
-            return tracked;
-        }
+    }
+
+    /// `piece` with every table routed to its target.
+    fn route_piece(&self, piece: &DdlPiece) -> Result<DdlPiece, DmError> {
         let router = &self.router;
         let source = self.cfg.source_id.clone();
         let mut route_err = None;
@@ -805,43 +908,89 @@ impl Run {
                 }
             }
         })?;
-        if let Some(e) = route_err {
-            return Err(e);
+        match route_err {
+            Some(e) => Err(e),
+            None => Ok(routed),
         }
-        // Unqualified names inside the statement (FOREIGN KEY targets) resolve in the
-        // target schema, as they did upstream.
-        if routed.table.is_some() {
-            let use_db = format!("USE {}", crate::sql::quote_ident(&routed.schema));
+    }
+
+    /// The tracker follows `piece`; when it cannot, the table is dropped from it and loaded
+    /// from the upstream on its next row event.
+    fn track(&mut self, piece: &DdlPiece) {
+        if let Err(e) = self.tracker.apply(piece) {
+            warn!(task = %self.cfg.name, error = %e.chain(), "schema tracker could not follow the DDL; the table is reloaded on its next row event");
+            if let Some(t) = piece.table.as_deref() {
+                self.tracker.remove(&piece.schema, t);
+            }
+        }
+    }
+
+    async fn apply_ddl(&mut self, piece: &DdlPiece) -> Result<(), DmError> {
+        let Some(apply) = self.ddl_action(piece)? else {
+            return Ok(());
+        };
+        // The tracker follows every allowed DDL, even those the event filter skips.
+        self.track(piece);
+        if !apply {
+            return Ok(());
+        }
+        // A shard must not drop or empty the table (or database) every shard merges into:
+        // such statements stop here; the tracker has followed the shard, the merge target
+        // keeps the other shards' rows.
+        let table = piece.table.as_deref();
+        if matches!(
+            piece.kind,
+            DdlKind::DropTable | DdlKind::TruncateTable | DdlKind::DropDatabase
+        ) && self.router.merges(&piece.schema, table)?
+        {
+            self.skipped_shard_ddls += 1;
+            let shard = match table {
+                Some(t) => format!("`{}`.`{t}`", piece.schema),
+                None => format!("`{}`", piece.schema),
+            };
+            warn!(task = %self.cfg.name, source = %self.cfg.source_id, shard = %shard, ddl = %truncate(&piece.sql), skipped = self.skipped_shard_ddls, "shard DDL not applied to its merge target");
+            return Ok(());
+        }
+        let routed = self.route_piece(piece)?;
+        let use_schema = routed.table.is_some().then_some(routed.schema.as_str());
+        self.exec_ddl(use_schema, &routed.sql, piece.kind.drops_or_moves())
+            .await
+    }
+
+    /// Executes a (routed) DDL downstream; `use_schema` first (unqualified names inside the
+    /// statement, FOREIGN KEY targets, resolve in the target schema as they did upstream).
+    /// Errors saying it is already done (an existing column, a missing table it drops) are
+    /// success: a replay may run it again.
+    async fn exec_ddl(
+        &mut self,
+        use_schema: Option<&str>,
+        sql: &str,
+        drops_or_moves: bool,
+    ) -> Result<(), DmError> {
+        if let Some(schema) = use_schema {
+            let use_db = format!("USE {}", crate::sql::quote_ident(schema));
             if let Err(e) = self.exec_downstream(&use_db).await {
                 debug!(task = %self.cfg.name, error = %e, "target schema not selectable before DDL");
             }
         }
-        match self.exec_downstream(&routed.sql).await {
+        match self.exec_downstream(sql).await {
             Ok(()) => {
-                info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(&routed.sql), "DDL applied")
+                info!(task = %self.cfg.name, source = %self.cfg.source_id, ddl = %truncate(sql), "DDL applied");
+                Ok(())
             }
             Err(mysql_async::Error::Server(s))
                 if errno::IDEMPOTENT_DDL.contains(&s.code)
-                    || (s.code == errno::ER_NO_SUCH_TABLE && piece.kind.drops_or_moves()) =>
+                    || (s.code == errno::ER_NO_SUCH_TABLE && drops_or_moves) =>
             {
-                info!(task = %self.cfg.name, ddl = %truncate(&routed.sql), code = s.code, "DDL already applied downstream");
+                info!(task = %self.cfg.name, ddl = %truncate(sql), code = s.code, "DDL already applied downstream");
+                Ok(())
             }
-            Err(e) => {
-                return Err(db::error(
-                    &codes::SYNCER_UNIT_HANDLE_DDL_FAILED,
-                    format!("executing `{}` downstream", truncate(&routed.sql)),
-                    e,
-                ));
-            }
+            Err(e) => Err(db::error(
+                &codes::SYNCER_UNIT_HANDLE_DDL_FAILED,
+                format!("executing `{}` downstream", truncate(sql)),
+                e,
+            )),
         }
-        tracked.or_else(|e| {
-            // The downstream ran it; a table the tracker never saw is loaded on next use.
-            warn!(task = %self.cfg.name, error = %e.chain(), "schema tracker could not follow the DDL; the table is reloaded on its next row event");
-            if let Some(t) = table {
-                self.tracker.remove(&piece.schema, t);
-            }
-            Ok(())
-        })
     }
 
     /// Runs `sql` on the DDL connection, reconnecting through a downstream outage for up to
@@ -898,6 +1047,11 @@ impl Run {
             .map(ToString::to_string)
             .unwrap_or_default();
         s.current_binlog = boundary.position.to_string();
+        if let Some(sh) = &self.shard {
+            s.blocking_ddls = sh.blocking.clone();
+            s.unresolved_ddl_lock_id = sh.lock_id.clone();
+            s.unresolved_groups = sh.unresolved();
+        }
         s.safe_mode = safe_mode;
         s.seconds_behind_master = lag_seconds(&self.in_flight, now);
         if s.lag_sources.is_empty() {

@@ -26,6 +26,7 @@ use futures_util::future::join_all;
 use tracing::{debug, info, warn};
 
 use super::subtask::SubtaskActor;
+use crate::actors::syncer::Coordinator;
 use crate::backoff::Backoff;
 use crate::config::{SecretKey, SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
@@ -301,7 +302,9 @@ impl SourceWorkerActor {
         }
         let mut applied = cfg.clone();
         applied.apply_source(&self.source);
-        let addr = SubtaskActor::new(applied, self.key.clone(), expect).start();
+        let addr = SubtaskActor::new(applied, self.key.clone(), expect)
+            .with_coordinator(Coordinator::Etcd(Box::new(self.client.clone())))
+            .start();
         self.subtasks.insert(task, Entry { addr, cfg, expect });
     }
 }

@@ -24,6 +24,7 @@ use actix::prelude::*;
 use tracing::{error, info, warn};
 
 use super::units::{Reaper, UnitsActor, UnitsShared};
+use crate::actors::syncer::Coordinator;
 use crate::backoff::Backoff;
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::DmError;
@@ -93,6 +94,7 @@ pub struct SubtaskActor {
     /// The arbiter of an incarnation being stopped gracefully, so that an immediate stop
     /// (lease lost) can still cut the flush short.
     draining: Option<ArbiterHandle>,
+    coordinator: Coordinator,
 }
 
 impl SubtaskActor {
@@ -113,7 +115,14 @@ impl SubtaskActor {
             stopping: false,
             stop_reason: "stopped",
             draining: None,
+            coordinator: Coordinator::Local,
         }
+    }
+
+    /// Shard DDL locks are decided by `coordinator` (a worker: the master, through etcd).
+    pub fn with_coordinator(mut self, coordinator: Coordinator) -> Self {
+        self.coordinator = coordinator;
+        self
     }
 
     /// The config the subtask runs with.
@@ -137,7 +146,8 @@ impl SubtaskActor {
             ctx.address().recipient(),
             epoch,
         )
-        .supervised_by("SubTask", reaper.clone());
+        .supervised_by("SubTask", reaper.clone())
+        .with_coordinator(self.coordinator.clone());
         self.shared = actor.status_handle();
         let arbiter = Arbiter::new();
         let addr = UnitsActor::start_in_arbiter(&arbiter.handle(), move |_| actor);

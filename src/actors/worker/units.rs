@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use actix::prelude::*;
 use tracing::{info, warn};
 
-use crate::actors::syncer::SyncerActor;
+use crate::actors::syncer::{Coordinator, StopSignal, SyncerActor};
 use crate::config::{SecretKey, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::messages::syncer::{StopSyncer, SyncStatus, SyncerExited};
@@ -93,6 +93,8 @@ pub struct UnitsActor {
     stage: Stage,
     error: Option<DmError>,
     syncer: Option<Addr<SyncerActor>>,
+    sync_stop: Option<Arc<StopSignal>>,
+    coordinator: Coordinator,
     sync_arbiter: Option<Arbiter>,
     reaper: Option<Reaper>,
     /// The parent, told once how the units ended ([`UnitsExited`] with `epoch`).
@@ -117,6 +119,8 @@ impl UnitsActor {
             stage: Stage::Running,
             error: None,
             syncer: None,
+            sync_stop: None,
+            coordinator: Coordinator::Local,
             sync_arbiter: None,
             reaper: None,
             exit: Some(parent),
@@ -128,6 +132,12 @@ impl UnitsActor {
     pub fn supervised_by(mut self, parent: &'static str, reaper: Reaper) -> Self {
         self.parent = parent;
         self.reaper = Some(reaper);
+        self
+    }
+
+    /// Shard DDL locks are decided by `coordinator` (default: [`Coordinator::Local`]).
+    pub fn with_coordinator(mut self, coordinator: Coordinator) -> Self {
+        self.coordinator = coordinator;
         self
     }
 
@@ -164,7 +174,9 @@ impl UnitsActor {
             (*self.cfg).clone(),
             self.key.clone(),
             ctx.address().recipient(),
-        );
+        )
+        .with_coordinator(self.coordinator.clone());
+        self.sync_stop = Some(actor.stop_handle());
         *self.status.sync.lock().expect("status lock") = Some(actor.status_handle());
         let arbiter = Arbiter::new();
         self.syncer = Some(SyncerActor::start_in_arbiter(
@@ -302,6 +314,7 @@ async fn handover(cfg: &SubTaskConfig, key: Option<&SecretKey>, dir: &Path) -> R
         &tables,
         cfg.syncer.worker_count.max(1) as usize,
         dump.metadata.after.as_ref(),
+        None,
     )
     .await?;
     load::clear_checkpoint(&mut conn, cfg).await?;
@@ -427,6 +440,9 @@ impl Handler<StopSubtask> for UnitsActor {
 
     fn handle(&mut self, _: StopSubtask, _: &mut Context<Self>) -> Self::Result {
         self.stage = Stage::Stopped;
+        if let Some(stop) = &self.sync_stop {
+            stop.stop();
+        }
         let syncer = self.syncer.clone();
         Box::pin(
             async move {

@@ -29,13 +29,16 @@ async fn checkpoint_round_trips_and_worker_progress_resets() {
         ),
         ("db".to_string(), "t2".to_string(), "{}".to_string()),
     ];
-    cp.save(&mut conn, &loc, &tables, 3, None).await.unwrap();
+    cp.save(&mut conn, &loc, &tables, 3, None, None)
+        .await
+        .unwrap();
     other
         .save(
             &mut conn,
             &Location::at(Position::new("x.000001", 4)),
             &[],
             2,
+            None,
             None,
         )
         .await
@@ -71,7 +74,7 @@ async fn checkpoint_round_trips_and_worker_progress_resets() {
 
     // The next flush moves the point, drops t2's row, resets the counters, keeps src-2 apart.
     let next = Location::at(Position::new("mysql-bin.000003", 4));
-    cp.save(&mut conn, &next, &tables[..1], 3, Some(&loc))
+    cp.save(&mut conn, &next, &tables[..1], 3, Some(&loc), None)
         .await
         .unwrap();
     let saved = cp.load(&mut conn, 3).await.unwrap().unwrap();
@@ -117,7 +120,7 @@ async fn concurrent_saves_of_several_sources_survive_deadlocks() {
                 let mut c = mysql_async::Conn::new(opts).await.unwrap();
                 for i in 0..5u32 {
                     let loc = Location::at(Position::new("mysql-bin.000001", 4 + round * 10 + i));
-                    cp.save(&mut c, &loc, tables, 8, None).await?;
+                    cp.save(&mut c, &loc, tables, 8, None, None).await?;
                 }
                 Ok::<_, dm::error::DmError>(())
             }

@@ -85,6 +85,10 @@ pub struct WorkerNode {
     args: Vec<String>,
     log: PathBuf,
     process: Option<BinProcess>,
+    /// Processes started so far (each after the first logs to its own file).
+    runs: u32,
+    /// The log of the current process.
+    current: PathBuf,
 }
 
 /// A running cluster; everything is killed on drop.
@@ -167,6 +171,8 @@ impl Cluster {
                 args,
                 log,
                 process: None,
+                runs: 0,
+                current: PathBuf::new(),
             });
             cluster.spawn_worker(i);
         }
@@ -317,13 +323,40 @@ impl Cluster {
 
     /// Starts worker `name` again with the same flags; waits until it is listed online.
     pub async fn restart_worker(&mut self, name: &str) {
+        self.restart_worker_env(name, &[]).await;
+    }
+
+    /// Like [`Self::restart_worker`], with extra environment (`DM_RS_FAILPOINTS`); each run
+    /// logs to its own file.
+    pub async fn restart_worker_env(&mut self, name: &str, env: &[(&str, &str)]) {
         let i = self
             .workers
             .iter()
             .position(|w| w.name == name)
             .unwrap_or_else(|| panic!("no worker {name}"));
-        self.spawn_worker(i);
+        self.spawn_worker_env(i, env);
         self.wait_worker_online(i).await;
+    }
+
+    /// Stops worker `name` (SIGTERM) and waits for it to exit.
+    pub fn stop_worker(&mut self, name: &str) {
+        let w = self
+            .workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("no worker {name}"));
+        if let Some(p) = w.process.as_mut() {
+            p.terminate();
+        }
+    }
+
+    /// Whether worker `name`'s process has exited (a failpoint aborted it).
+    pub fn worker_exited(&mut self, name: &str) -> bool {
+        self.workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .and_then(|w| w.process.as_mut())
+            .is_none_or(|p| p.try_exit().is_some())
     }
 
     /// The last `lines` lines of every process's log, for failure reports.
@@ -333,7 +366,7 @@ impl Cluster {
             .masters
             .iter()
             .map(|m| (&m.name, &m.log))
-            .chain(self.workers.iter().map(|w| (&w.name, &w.log)))
+            .chain(self.workers.iter().map(|w| (&w.name, &w.current)))
         {
             s.push_str(&format!(
                 "--- {name} ({}) ---\n{}\n",
@@ -381,8 +414,19 @@ impl Cluster {
     }
 
     fn spawn_worker(&mut self, i: usize) {
+        self.spawn_worker_env(i, &[]);
+    }
+
+    fn spawn_worker_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let w = &mut self.workers[i];
-        w.process = Some(BinProcess::spawn(DM_WORKER, &w.args, w.log.clone()));
+        w.runs += 1;
+        let log = if w.runs == 1 {
+            w.log.clone()
+        } else {
+            w.log.with_extension(format!("{}.log", w.runs))
+        };
+        w.current = log.clone();
+        w.process = Some(BinProcess::spawn_with_env(DM_WORKER, &w.args, env, log));
     }
 
     async fn wait_master_ready(&mut self, i: usize) {

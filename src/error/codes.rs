@@ -61,7 +61,7 @@ define_codes! {
     PARSE_GTID = (11009, Functional, Internal, High, false, "invalid GTID set", "Write MariaDB GTIDs as `domain-server-seq[,...]` and MySQL GTIDs as `uuid:interval[:interval][,...]`.");
     SHARD_DDL_OPTIMISM_TRY_SYNC_FAIL = (11111, Functional, Internal, High, false, "there will be conflicts if the DDLs are applied to the downstream (optimistic shard DDL)", "Make the conflicting shards agree (run the same change on every shard), or resolve the table with `shard-ddl-lock unlock <lock-id> -s <source> -d <db> -t <table> --action skip|exec`.");
     SHARD_DDL_OPTIMISM_NEED_SKIP_AND_REDIRECT = (11127, Functional, Internal, High, false, "conflicting optimistic shard DDL: the table is skipped until the other shards make the same change", "Run the same change on every other shard; the task replays the skipped table then.");
-    SHARD_DDL_OPTIMISM_ADD_NOT_FULLY_DROPPED_COLUMN = (11128, Functional, Internal, High, false, "a column is added again before every shard dropped it", "Drop the column on every shard first, or skip this DDL with `binlog skip`.");
+    SHARD_DDL_OPTIMISM_ADD_NOT_FULLY_DROPPED_COLUMN = (11128, Functional, Internal, High, false, "a column is added again before every shard dropped it", "Drop the column on every shard first, or skip this DDL with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint).");
     NOT_SUPPORTED_FLAVOR = (11010, Functional, Internal, High, false, "flavor not supported", "Set `flavor` to `mysql` or `mariadb`, or leave it empty to detect it.");
     ENCRYPT_SECRET_KEY_NOT_VALID = (11044, Functional, Internal, High, false, "secret key is not valid", "Write 64 hex characters (32 bytes) into the key file.");
     CIPHERTEXT_NOT_VALID = (11048, Functional, Internal, High, false, "cipher text is not valid", "Produce the cipher text with `dmctl encrypt` and the same key file.");
@@ -169,22 +169,22 @@ define_codes! {
 
     // ---- sync-unit (36001) ----
     SYNC_UNIT_DDL_WRONG_SEQUENCE = (36008, SyncUnit, Internal, High, false, "shard DDL sequence differs between tables of a shard group", "Make every shard run the same DDLs in the same order, then resume the task.");
-    SYNC_UNIT_DDL_ON_MULTIPLE_TABLE = (36022, SyncUnit, Internal, High, false, "a shard DDL statement changes more than one table", "Run the change as one statement per table upstream, or skip it with `binlog skip` and apply it downstream by hand.");
+    SYNC_UNIT_DDL_ON_MULTIPLE_TABLE = (36022, SyncUnit, Internal, High, false, "a shard DDL statement changes more than one table", "Run the change as one statement per table upstream, or skip it with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint) and apply it downstream by hand.");
     SYNCER_SHARD_DDL_CONFLICT = (36062, SyncUnit, Internal, High, false, "fail to handle shard DDL in optimistic mode, because schema conflict detected", "Make the shards agree, or resolve with `shard-ddl-lock unlock <lock-id> -s <source> -d <db> -t <table> --action skip|exec`, then `resume-task`.");
-    SYNCER_UNSUPPORTED_STMT = (36068, SyncUnit, Internal, High, false, "statement not supported in this shard mode", "Skip it with `binlog skip`, or use pessimistic mode for it.");
+    SYNCER_UNSUPPORTED_STMT = (36068, SyncUnit, Internal, High, false, "statement not supported in this shard mode", "Skip it with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint), or use pessimistic mode.");
     SYNC_SHARD_COORDINATION = (36906, SyncUnit, Internal, High, true, "shard DDL coordination with dm-master failed", "Check that dm-master (its etcd) is reachable; the subtask resumes from its checkpoint.");
-    SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Fix the tracked schema with `binlog-schema update`, then resume the task.");
-    SYNCER_UNIT_DML_STATEMENT_FOUND = (36014, SyncUnit, Upstream, High, false, "a statement-format DML is in the binlog", "Use binlog_format=ROW on the upstream; skip the statement with `binlog skip` if it predates that.");
-    SYNCER_UNIT_HANDLE_DDL_FAILED = (36061, SyncUnit, Internal, High, false, "handling a DDL failed", "Read the cause; skip or replace the DDL with `binlog skip/replace` if the target cannot run it.");
+    SYNCER_UNIT_DML_COLUMN_NOT_MATCH = (36027, SyncUnit, Internal, High, false, "row has a different column count than the tracked table schema", "Check that no filter or block-allow-list rule drops the table's DDLs (the tracked schema follows them); after fixing the task file, `stop-task` and `start-task` resume from the checkpoint.");
+    SYNCER_UNIT_DML_STATEMENT_FOUND = (36014, SyncUnit, Upstream, High, false, "a statement-format DML is in the binlog", "Use binlog_format=ROW on the upstream; skip an older statement with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint).");
+    SYNCER_UNIT_HANDLE_DDL_FAILED = (36061, SyncUnit, Internal, High, false, "handling a DDL failed", "Read the cause; if the target cannot run the DDL, apply an equivalent by hand downstream and skip it with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint).");
 
     /// dm-rs: neither a checkpoint nor `meta` says where to start.
     SYNC_NO_START_POSITION = (36901, SyncUnit, Internal, High, false, "no position to start replication from", "Set `meta` (binlog-name/binlog-pos or binlog-gtid) on the mysql-instances item for task-mode incremental.");
     /// dm-rs: a replicated table's schema cannot be found upstream.
-    SYNC_TABLE_NOT_FOUND = (36902, SyncUnit, Upstream, High, false, "table schema not found", "Check the table exists upstream; if it was dropped, set its schema with `binlog-schema update` or exclude it with block-allow-list.");
+    SYNC_TABLE_NOT_FOUND = (36902, SyncUnit, Upstream, High, false, "table schema not found", "Check the table exists upstream; if it was dropped, exclude it with block-allow-list (`stop-task`, edit the task file, `start-task`).");
     /// dm-rs: the binlog no longer has the position to resume from.
     SYNC_BINLOG_PURGED = (36903, SyncUnit, Upstream, High, false, "the binlog position to resume from was purged", "Restart the task from a newer position or with a new full migration; keep binlogs longer upstream.");
     /// dm-rs: a binlog event could not be decoded.
-    SYNC_DECODE_FAILED = (36904, SyncUnit, Internal, High, false, "a binlog event could not be decoded", "Report the event (binlog file and position) as a dm-rs bug; skip it with `binlog skip` to continue.");
+    SYNC_DECODE_FAILED = (36904, SyncUnit, Internal, High, false, "a binlog event could not be decoded", "Report the event (binlog file and position) as a dm-rs bug; skip it with a `filters` rule with `action: Ignore` and a `sql-pattern` matching the statement (`stop-task`, edit the task file, `start-task` resumes from the checkpoint) when it is a statement, or exclude its table with block-allow-list.");
     /// dm-rs: a DML worker failed on the target.
     SYNC_EXECUTE_FAILED = (36905, SyncUnit, Downstream, High, true, "applying changes on the target failed", "Read the cause; fix the target (space, privileges, schema) and resume the task.");
 

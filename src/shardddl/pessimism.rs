@@ -296,7 +296,8 @@ fn view(l: &Lock, now: u64) -> LockView {
             since: l.since,
             seconds: now.saturating_sub(l.since),
             resolve: format!(
-                "make the shards run the same DDL, or `{unlock} --force-remove` to give up the lock (then `dmctl binlog skip` or `dmctl binlog replace` on source {source})"
+                "make the shards' DDLs agree (the lock waits), or `{unlock} --force-remove`: the owner {} executes the lock's DDLs and source {source} skips its own",
+                l.owner
             ),
         }
     } else if !unsynced.is_empty() {

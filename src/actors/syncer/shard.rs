@@ -240,6 +240,17 @@ impl ShardState {
         self.targets.get(target)
     }
 
+    /// From now until [`Self::done`], query-status shows `ddls` as blocking and the lock of
+    /// `target` as unresolved.
+    pub fn blocked_on(&mut self, target: &str, ddls: &[String]) {
+        self.blocking = ddls.to_vec();
+        self.lock_id = self
+            .targets
+            .get(target)
+            .map(|(schema, table)| lock_id(&self.task, schema, table))
+            .unwrap_or_default();
+    }
+
     /// A table created upstream joins the group of its target (`at`: the CREATE's start).
     pub fn join(
         &mut self,

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod precheck;
 pub mod scheduler;
 pub mod servers;
+pub mod shard_cluster;
 pub mod shard_ddl;
 pub mod shard_guard;
 pub mod source_worker;

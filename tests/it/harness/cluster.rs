@@ -526,9 +526,9 @@ impl WorkerNode {
         self.process.as_ref().is_some_and(|p| pid_running(p.pid()))
     }
 
-    /// The last `lines` lines of its log.
+    /// The last `lines` lines of the current process's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        tail_file(&self.log, lines)
+        tail_file(&self.current, lines)
     }
 
     /// The worker's own view of its subtasks (`GET /internal/v1/status`).

@@ -238,7 +238,7 @@ impl Run {
                     op: None,
                 }
             } else {
-                shard.blocking = item.ddls.clone();
+                shard.blocked_on(target, &item.ddls);
                 crate::failpoint::crash("shard-before-decide");
                 self.refresh_status().await;
                 let stop = self.stop.clone();

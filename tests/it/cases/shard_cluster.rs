@@ -590,3 +590,329 @@ async fn differing_ddls_are_a_coded_conflict_and_unlock_force_remove_gets_going(
         "unlocking a lock that is gone: {out}"
     );
 }
+
+/// DM's `sharding` integration case (its task shape and SQL, database names made unique):
+/// source `src-a` holds `<p>_1a`.`t1`, `t2`; source `src-b` holds `<p>_1b`.`t2`, `t3`; a full
+/// dump and load merges them, then each shard adds columns (generated ones too), unique keys,
+/// an index and a zero-date column in turn; new databases and shards appear mid-stream; one
+/// shard is dropped, one truncated, one source drops a whole database; finally two shards of
+/// one source run different DDLs.
+mod dm_sharding {
+    pub const PREPARE_A: &str = "
+create database `S1`;
+use `S1`;
+create table t1 (id bigint auto_increment, uid int, name varchar(80), info varchar(100), primary key (`id`), unique key(`uid`)) auto_increment=1;
+create table t2 (id bigint auto_increment, uid int, name varchar(80), info varchar(100), primary key (`id`), unique key(`uid`)) auto_increment=1000;
+insert into t1 (uid, name) values (10001, 'Gabriel García Márquez'), (10002, 'Cien años de soledad');
+insert into t2 (uid, name) values (20001, 'José Arcadio Buendía'), (20002, 'Úrsula Iguarán'), (20003, 'José Arcadio');";
+    pub const PREPARE_B: &str = "
+create database `S1`;
+use `S1`;
+create table t2 (id bigint auto_increment, uid int, name varchar(80), info varchar(100), primary key (`id`), unique key(`uid`)) auto_increment=2000;
+create table t3 (id bigint auto_increment, uid int, name varchar(80), info varchar(100), primary key (`id`), unique key(`uid`)) auto_increment=3000;
+insert into t2 (uid, name, info) values (40000, 'Remedios Moscote', '{}');
+insert into t3 (uid, name, info) values (30001, 'Aureliano José', '{}'), (30002, 'Santa Sofía de la Piedad', '{}'), (30003, '17 Aurelianos', NULL);";
+    pub const INCREMENT_A: &str = "
+use S1;
+insert into t1 (uid, name) values (10003, 'Buenos Aires');
+update t1 set name = 'Gabriel José de la Concordia García Márquez' where `uid` = 10001;
+update t1 set name = 'One Hundred Years of Solitude' where name = 'Cien años de soledad';
+insert into t2 (uid, name, info) values (20013, 'Colonel', '{}');
+alter table t1 add column age int;
+insert into t2 (uid, name, info) values (20023, 'Aureliano', '{}');
+insert into t2 (uid, name, info) values (20033, 'Buendía', '{}');
+alter table t2 add column age int;
+insert into t2 (uid, name, age, info) values (20004, 'Colonel Aureliano Buendía', 301, '{}');
+alter table t2 add column info_json json GENERATED ALWAYS AS (`info`) VIRTUAL;
+insert into t1 (uid, name, info) values (10004, 'Buenos Aires', '{\"age\": 10}');
+insert into t2 (uid, name, info) values (20005, 'Buenos Aires', '{\"age\": 100}');
+insert into t2 (uid, name, info) values (20006, 'Buenos Aires', '{\"age\": 1000}');
+alter table t1 add column info_json json GENERATED ALWAYS AS (`info`) VIRTUAL;
+alter table t1 add column id_gen int as (uid + 1);
+alter table t2 add column id_gen int as (uid + 1);
+alter table t1 add unique (id_gen);
+alter table t2 add unique (id_gen);
+insert into t1 (uid, name, info) values (10005, 'Buenos Aires', '{\"age\": 100}');
+insert into t2 (uid, name, info) values (20007, 'Buenos Aires', '{\"age\": 200}');
+alter table t1 add key multi_col_idx(uid, id_gen);
+alter table t2 add key multi_col_idx(uid, id_gen);
+insert into t1 (uid, name, info) values (10006, 'Buenos Aires', '{\"age\": 100}');
+insert into t2 (uid, name, info) values (20008, 'Buenos Aires', '{\"age\": 200}');
+alter table t2 add column create_by DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00';
+insert into t2 (uid, name, info, create_by) values (1, 'HaHa', '{\"age\": 300}', now());
+insert into t2 (uid, name, info, create_by) values (2, 'HiHi', '{\"age\": 400}', '0000-00-00 00:00:01');
+alter table t1 add column create_by DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00';
+insert into t1 (uid, name, info, create_by) values (3, 'HaHa', '{\"age\": 300}', now());
+insert into t1 (uid, name, info, create_by) values (4, 'HiHi', '{\"age\": 400}', '0000-00-00 00:00:01');";
+    pub const INCREMENT_B: &str = "
+use S1;
+delete from t3 where name = 'Santa Sofía de la Piedad';
+insert into t2 (uid, name, info) values (40001, 'Amaranta', '{\"age\": 0}');
+alter table t2 add column age int;
+update t2 set uid = uid + 10000;
+alter table t3 add column age int;
+update t3 set age = 1;
+alter table t2 add column info_json json GENERATED ALWAYS AS (`info`) VIRTUAL;
+update t3 set age = age + 10;
+alter table t3 add column info_json json GENERATED ALWAYS AS (`info`) VIRTUAL;
+alter table t3 add column id_gen int as (uid + 1);
+alter table t2 add column id_gen int as (uid + 1);
+alter table t2 add unique (id_gen);
+alter table t3 add unique (id_gen);
+update t2 set age = age + 10;
+alter table t2 add key multi_col_idx(uid, id_gen);
+alter table t3 add key multi_col_idx(uid, id_gen);
+update t3 set age = age + 10;
+alter table t2 add column create_by DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00';
+insert into t2 (uid, name, info, create_by) values (5, 'HaHa', '{\"age\": 300}', now());
+insert into t2 (uid, name, info, create_by) values (6, 'HiHi', '{\"age\": 400}', '0000-00-00 00:00:01');
+alter table t3 add column create_by DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00';
+insert into t3 (uid, name, info, create_by) values (7, 'HaHa', '{\"age\": 300}', now());
+insert into t3 (uid, name, info, create_by) values (8, 'HiHi', '{\"age\": 400}', '0000-00-00 00:00:01');";
+    const COLS: &str = "(`id` bigint(20) AUTO_INCREMENT, `uid` int(11), `name` varchar(80), `info` varchar(100), `age` int(11), `info_json` json GENERATED ALWAYS AS (`info`) VIRTUAL, `id_gen` int(11) GENERATED ALWAYS AS ((`uid` + 1)) VIRTUAL, create_by DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00', PRIMARY KEY (`id`), UNIQUE KEY `uid` (`uid`), UNIQUE KEY `id_gen` (`id_gen`), KEY `multi_col_idx` (`uid`,`id_gen`))";
+    pub fn increment2_a() -> String {
+        format!(
+            "
+create database `S2`;
+use `S2`;
+CREATE TABLE `t1` {COLS} auto_increment=4000;
+CREATE TABLE `t2` {COLS} auto_increment=5000;
+CREATE TABLE `t3` {COLS} auto_increment=6000;
+insert into `S1`.t1 (uid, name, info, age) values (10007, 'bruce wayne', '{{\"wealtch\": \"unknown\"}}', 1000), (10008, 'connelly', '{{\"boolean\": true}}', 1001);
+insert into `S1`.t2 (uid, name, info, age) values (20009, 'haxwell', '{{\"key\": \"value000\"}}', 3003);
+insert into `S2`.t1 (uid, name, info, age) values (60001, 'hello', '{{\"age\": 201}}', 133), (60002, 'world', '{{\"age\": 202}}', 233), (60003, 'final', '{{\"key\": \"value\", \"age\": 203}}', 333);
+insert into `S2`.t2 (uid, name, info, age) values (80001, 'olleh', '{{\"age\": 11}}', 833), (80002, 'dlrod', NULL, 10000000), (80003, 'final***', '{{\"key\": \"value***\", \"age\": false}}', 33300);
+insert into `S2`.t3 (uid, name, info, age) values (90001, 'c++', '{{\"age\": \"very old\"}}', -1), (90002, 'python', '{{\"age\": \"not young\"}}', -1), (90003, 'ruby', '{{\"key\": \"value\", \"age\": 0}}', -2);"
+        )
+    }
+    pub fn increment2_b() -> String {
+        format!(
+            "
+create database `S2`;
+use `S2`;
+CREATE TABLE `t4` {COLS} auto_increment=7000;
+insert into `S2`.t4 (uid, name, info) values (70001, 'golang', '{{\"age\": 6}}'), (70002, 'rust con', '{{\"age\": 1}}'), (70003, 'javascript', '{{\"key\": \"value\", \"age\": 20}}');
+insert into `S1`.t2 (uid, name, info) values (50002, 'tyuil', '{{\"ghjkl;\": \"as a standby\"}}'), (50003, 'xxxxx', '{{\"boolean\": false, \"k\": \"v\"}}');
+insert into `S1`.t3 (uid, name, info) values (30004, 'hhhhhh', '{{\"key1\": \"value000\"}}');"
+        )
+    }
+    pub const INCREMENT3_A: &str = "
+drop table S2.t2;
+insert into `S1`.t1 (uid, name, info, age) values (10009, 'lkhhgg', '{\"aaa\": \"123\"}', 10001), (10018, '..', '{\"boolean\": true}', 10000001);
+insert into `S1`.t2 (uid, name, info, age) values (20010, 'minmax', '{\"key\": \"hash string\"}', 307003);
+truncate table S2.t3;
+update `S1`.`t2` set age = age + 1;";
+    pub const INCREMENT3_B: &str = "
+drop database S2;
+update S1.t2 set age = 42;
+update S1.t2 set age = age * 3;";
+}
+
+/// Runs `script` on the shared upstream in one session with a permissive sql_mode (DM's case
+/// writes zero dates), its `S1`/`S2` standing for `dbs`.
+async fn run_script(script: &str, dbs: (&str, &str)) {
+    let sql = format!("SET SESSION sql_mode = '';\n{script}")
+        .replace("S1", dbs.0)
+        .replace("S2", dbs.1);
+    shared_upstream().exec(&sql).await;
+}
+
+#[tokio::test]
+async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
+    let _one_cluster_at_a_time = serial().await;
+    let cluster = Cluster::start(ClusterSpec {
+        masters: 1,
+        workers: 2,
+        keepalive_ttl: 10,
+    })
+    .await;
+    let p = format!("dmsh{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let (s1a, s2a, s1b, s2b) = (
+        format!("{p}_1a"),
+        format!("{p}_2a"),
+        format!("{p}_1b"),
+        format!("{p}_2b"),
+    );
+    let target = fresh_db(shared_downstream(), &format!("{p}_t"));
+    run_script(dm_sharding::PREPARE_A, (&s1a, &s2a)).await;
+    run_script(dm_sharding::PREPARE_B, (&s1b, &s2b)).await;
+
+    let dump_dir = cluster.dir().join("dump");
+    let mut yaml = TaskYaml::new("dmsh", "all")
+        .meta_schema(&format!("{}_meta", target.name()))
+        .target_root(shared_downstream().port())
+        .raw("is-sharding: true")
+        .raw(&format!(
+            "routes:\n  sharding-route-rules-table:\n    schema-pattern: {}\n    table-pattern: \"t*\"\n    target-schema: {}\n    target-table: \"t_target\"\n  sharding-route-rules-schema:\n    schema-pattern: {}\n    target-schema: {}",
+            quote(&format!("{p}_*")),
+            quote(target.name()),
+            quote(&format!("{p}_*")),
+            quote(target.name())
+        ))
+        .raw(&format!(
+            "block-allow-list:\n  instance-a:\n    do-dbs: [{}]\n    do-tables:\n    - db-name: {}\n      tbl-name: \"~^t[\\\\d]+\"\n  instance-b:\n    do-dbs: [{}]\n    do-tables:\n    - db-name: {}\n      tbl-name: \"~^t[\\\\d]+\"",
+            quote(&format!("~^{p}_[12]a$")),
+            quote(&format!("~^{p}_[12]a$")),
+            quote(&format!("~^{p}_[12]b$")),
+            quote(&format!("~^{p}_[12]b$")),
+        ))
+        .mydumper("global", Section::new().set("threads", 4).set("chunk-filesize", 64))
+        .loader(
+            "global",
+            Section::new()
+                .set("pool-size", 4)
+                .set("dir", dump_dir.display().to_string()),
+        )
+        .syncer(
+            "global",
+            Section::new()
+                .set("worker-count", 16)
+                .set("batch", 100)
+                .set("checkpoint-flush-interval", 1),
+        );
+    for (source, ba) in [("src-a", "instance-a"), ("src-b", "instance-b")] {
+        yaml = yaml.instance(
+            Instance::new(source)
+                .block_allow_list(ba)
+                .route_rules(&["sharding-route-rules-table", "sharding-route-rules-schema"])
+                .mydumper("global")
+                .loader("global")
+                .syncer("global"),
+        );
+    }
+    let task_file = cluster.write_file("dmsh.yaml", &yaml.render());
+    for s in ["src-a", "src-b"] {
+        let f = cluster.write_file(&format!("{s}.yaml"), &source_yaml(s));
+        assert_ok(
+            &cluster.dmctl(&["operate-source", "create", &f]).await,
+            "operate-source create",
+        );
+    }
+    assert_ok(
+        &cluster.dmctl(&["start-task", &task_file, "--remove-meta"]).await,
+        "start-task",
+    );
+    wait_task(&cluster, "dmsh", "Running", "Sync", Duration::from_secs(120)).await;
+
+    let cols = "id, uid, name, info, age, id_gen, create_by";
+    // The shards that exist now, as `db`.`table`.
+    let shards = async || -> Vec<String> {
+        let rows = shared_upstream()
+            .query_rows(&format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE '{p}\\_%' AND TABLE_NAME LIKE 't%' ORDER BY 1, 2"
+            ))
+            .await;
+        rows.into_iter()
+            .map(|r| {
+                format!(
+                    "`{}`.`{}`",
+                    r.get::<String, _>(0).unwrap(),
+                    r.get::<String, _>(1).unwrap()
+                )
+            })
+            .collect()
+    };
+    // Rows of every shard (`cols` that the shards have), filtered by `cond`.
+    let union = async |cols: &str, cond: &str| -> Vec<Vec<String>> {
+        let q: Vec<String> = shards()
+            .await
+            .iter()
+            .map(|t| format!("SELECT {cols} FROM {t} WHERE {cond}"))
+            .collect();
+        rows_of(
+            shared_upstream().opts(None),
+            &format!("{} ORDER BY id", q.join(" UNION ALL ")),
+        )
+        .await
+        .unwrap()
+    };
+    let merged = async |cols: &str, cond: &str| -> Option<Vec<Vec<String>>> {
+        rows_of(
+            shared_downstream().opts(None),
+            &format!(
+                "SELECT {cols} FROM `{}`.t_target WHERE {cond} ORDER BY id",
+                target.name()
+            ),
+        )
+        .await
+    };
+    let converge = async |what: &str, cols: &str, cond: &str| {
+        let want = union(cols, cond).await;
+        let mut last = None;
+        let ok = try_eventually(Duration::from_secs(90), Duration::from_millis(300), async || {
+            last = merged(cols, cond).await;
+            (last.as_ref() == Some(&want)).then_some(())
+        })
+        .await;
+        assert!(
+            ok.is_some(),
+            "{what}: merged {last:#?}\n  want {want:#?}\n{}",
+            cluster.logs(60)
+        );
+    };
+    converge("after dump and load", "id, uid, name, info", "1").await;
+
+    run_script(dm_sharding::INCREMENT_A, (&s1a, &s2a)).await;
+    run_script(dm_sharding::INCREMENT_B, (&s1b, &s2b)).await;
+    converge("after the first increment", cols, "1").await;
+    let columns: Vec<String> = shared_downstream()
+        .query_rows(&format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 't_target' ORDER BY ORDINAL_POSITION",
+            target.name()
+        ))
+        .await
+        .into_iter()
+        .map(|r| r.get::<String, _>(0).unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["id", "uid", "name", "info", "age", "info_json", "id_gen", "create_by"]
+    );
+
+    run_script(&dm_sharding::increment2_a(), (&s1a, &s2a)).await;
+    run_script(&dm_sharding::increment2_b(), (&s1b, &s2b)).await;
+    converge("after new databases and shards", cols, "1").await;
+    let kept = merged(cols, "uid > 70000").await.unwrap();
+    assert_eq!(kept.len(), 9, "{kept:?}");
+
+    // A dropped shard, a truncated one and a dropped database leave their rows in the merged
+    // table (DM's behaviour: the merged table is every shard's, not the last one's).
+    run_script(dm_sharding::INCREMENT3_A, (&s1a, &s2a)).await;
+    run_script(dm_sharding::INCREMENT3_B, (&s1b, &s2b)).await;
+    converge("after drop table, truncate and drop database", cols, "uid < 70000").await;
+    assert_eq!(merged(cols, "uid > 70000").await.unwrap(), kept);
+
+    // Two shards of one source run different DDLs: the sharding group stops on a coded error,
+    // and resuming does not get past it.
+    shared_upstream()
+        .exec(&format!(
+            "ALTER TABLE `{s1a}`.t1 ADD COLUMN new_col1 INT; ALTER TABLE `{s1a}`.t2 ADD COLUMN new_col2 INT"
+        ))
+        .await;
+    let error = async || -> Option<String> {
+        let out = cluster.dmctl(&["query-status", "dmsh"]).await;
+        let text = out.stdout.clone();
+        text.contains("36008").then_some(text)
+    };
+    let first = try_eventually(Duration::from_secs(60), CTL_POLL, error).await;
+    assert!(first.is_some(), "no 36008:\n{}", cluster.logs(40));
+    assert_ok(&cluster.dmctl(&["resume-task", "dmsh"]).await, "resume-task");
+    let again = try_eventually(Duration::from_secs(60), CTL_POLL, error).await;
+    assert!(again.is_some(), "resumed past the conflict");
+    let columns: Vec<String> = shared_downstream()
+        .query_rows(&format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 't_target' AND COLUMN_NAME LIKE 'new_col%'",
+            target.name()
+        ))
+        .await
+        .into_iter()
+        .map(|r| r.get::<String, _>(0).unwrap())
+        .collect();
+    assert!(columns.is_empty(), "{columns:?}");
+    assert_ok(&cluster.dmctl(&["stop-task", "dmsh"]).await, "stop-task");
+    for db in [&s1a, &s2a, &s1b, &s2b] {
+        shared_upstream()
+            .exec(&format!("DROP DATABASE IF EXISTS `{db}`"))
+            .await;
+    }
+}

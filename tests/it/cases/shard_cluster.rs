@@ -407,6 +407,48 @@ async fn pessimistic_lock_across_two_sources_in_a_cluster() {
     f.converge("after every shard dropped c").await;
     assert_eq!(f.columns().await, ["id", "v"]);
 
+    // A shard dropped while its group waits for it leaves the group: the others go on. Its
+    // rows stay in the merged table.
+    f.a.exec("ALTER TABLE t1 ADD COLUMN d INT NOT NULL DEFAULT 0")
+        .await;
+    f.a.exec("INSERT INTO t1 VALUES (31, 9, 31)").await;
+    f.b.exec("ALTER TABLE t1 ADD COLUMN d INT NOT NULL DEFAULT 0; ALTER TABLE t2 ADD COLUMN d INT NOT NULL DEFAULT 0")
+        .await;
+    f.b.exec("INSERT INTO t2 VALUES (32, 9, 32)").await;
+    let lock = f.wait_lock("sources").await;
+    assert_eq!(lock["owner"], "src-b", "{lock:#}");
+    let t2_rows = rows_of(
+        shared_upstream().opts(None),
+        &format!("SELECT id, v FROM `{a}`.t2 ORDER BY id"),
+    )
+    .await
+    .unwrap();
+    f.a.exec("DROP TABLE t2").await;
+    f.wait_no_lock().await;
+    let mut want = rows_of(
+        shared_upstream().opts(None),
+        &format!(
+            "SELECT id, v FROM `{a}`.t1 UNION ALL SELECT id, v FROM `{b}`.t1 UNION ALL SELECT id, v FROM `{b}`.t2",
+            b = f.b.name()
+        ),
+    )
+    .await
+    .unwrap();
+    want.extend(t2_rows);
+    want.sort_by_key(|r| r[0].parse::<i64>().unwrap());
+    let ok = try_eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        async || (f.merged("id, v").await.as_ref() == Some(&want)).then_some(()),
+    )
+    .await;
+    assert!(
+        ok.is_some(),
+        "after a shard left: {:?}\n  want {want:?}",
+        f.merged("id, v").await
+    );
+    assert_eq!(f.columns().await, ["id", "v", "d"]);
+
     // The locks went through etcd: nothing of them is left there.
     let mut etcd = f.cluster.etcd().await;
     let left = etcd
@@ -789,10 +831,19 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
         );
     }
     assert_ok(
-        &cluster.dmctl(&["start-task", &task_file, "--remove-meta"]).await,
+        &cluster
+            .dmctl(&["start-task", &task_file, "--remove-meta"])
+            .await,
         "start-task",
     );
-    wait_task(&cluster, "dmsh", "Running", "Sync", Duration::from_secs(120)).await;
+    wait_task(
+        &cluster,
+        "dmsh",
+        "Running",
+        "Sync",
+        Duration::from_secs(120),
+    )
+    .await;
 
     let cols = "id, uid, name, info, age, id_gen, create_by";
     // The shards that exist now, as `db`.`table`.
@@ -839,10 +890,14 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
     let converge = async |what: &str, cols: &str, cond: &str| {
         let want = union(cols, cond).await;
         let mut last = None;
-        let ok = try_eventually(Duration::from_secs(90), Duration::from_millis(300), async || {
-            last = merged(cols, cond).await;
-            (last.as_ref() == Some(&want)).then_some(())
-        })
+        let ok = try_eventually(
+            Duration::from_secs(90),
+            Duration::from_millis(300),
+            async || {
+                last = merged(cols, cond).await;
+                (last.as_ref() == Some(&want)).then_some(())
+            },
+        )
         .await;
         assert!(
             ok.is_some(),
@@ -866,7 +921,16 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
         .collect();
     assert_eq!(
         columns,
-        ["id", "uid", "name", "info", "age", "info_json", "id_gen", "create_by"]
+        [
+            "id",
+            "uid",
+            "name",
+            "info",
+            "age",
+            "info_json",
+            "id_gen",
+            "create_by"
+        ]
     );
 
     run_script(&dm_sharding::increment2_a(), (&s1a, &s2a)).await;
@@ -879,7 +943,12 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
     // table (DM's behaviour: the merged table is every shard's, not the last one's).
     run_script(dm_sharding::INCREMENT3_A, (&s1a, &s2a)).await;
     run_script(dm_sharding::INCREMENT3_B, (&s1b, &s2b)).await;
-    converge("after drop table, truncate and drop database", cols, "uid < 70000").await;
+    converge(
+        "after drop table, truncate and drop database",
+        cols,
+        "uid < 70000",
+    )
+    .await;
     assert_eq!(merged(cols, "uid > 70000").await.unwrap(), kept);
 
     // Two shards of one source run different DDLs: the sharding group stops on a coded error,
@@ -896,7 +965,10 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
     };
     let first = try_eventually(Duration::from_secs(60), CTL_POLL, error).await;
     assert!(first.is_some(), "no 36008:\n{}", cluster.logs(40));
-    assert_ok(&cluster.dmctl(&["resume-task", "dmsh"]).await, "resume-task");
+    assert_ok(
+        &cluster.dmctl(&["resume-task", "dmsh"]).await,
+        "resume-task",
+    );
     let again = try_eventually(Duration::from_secs(60), CTL_POLL, error).await;
     assert!(again.is_some(), "resumed past the conflict");
     let columns: Vec<String> = shared_downstream()

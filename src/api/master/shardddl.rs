@@ -73,6 +73,21 @@ async fn do_unlock(state: &MasterState, req: UnlockDdlLockRequest) -> Result<(),
             ));
         }
     };
+    // `--action`, `-d`, `-t` and `-s` choose a table of an optimistic lock; every lock here is
+    // pessimistic, where DM ignores them: refused instead of ignored.
+    if action == UnlockAction::Exec
+        || !req.database.is_empty()
+        || !req.table.is_empty()
+        || !req.sources.is_empty()
+    {
+        return Err(DmError::new(
+            &codes::MASTER_INVALID_OPERATE,
+            format!(
+                "lock {}: --action exec, -d/--database, -t/--table and sources apply to optimistic locks; a pessimistic lock takes only --owner and --force-remove",
+                req.id
+            ),
+        ));
+    }
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     let msg = UnlockLock {
         id: req.id,

@@ -609,6 +609,26 @@ async fn differing_ddls_are_a_coded_conflict_and_unlock_force_remove_gets_going(
         "a DDL ran during the conflict"
     );
 
+    // Optimistic-only flags are refused, not ignored.
+    let out = f
+        .cluster
+        .dmctl(&[
+            "shard-ddl-lock",
+            "unlock",
+            &f.lock_id(),
+            "-a",
+            "exec",
+            "-d",
+            "x",
+            "-t",
+            "y",
+        ])
+        .await;
+    assert!(
+        !out.ok() && out.stdout.contains("optimistic"),
+        "unlock with optimistic flags: {out}"
+    );
+    assert_eq!(f.wait_lock("conflict").await["ID"], f.lock_id().as_str());
     // Unlock by hand: the owner executes the lock's DDLs, src-b is told to skip its own.
     let out = f
         .cluster

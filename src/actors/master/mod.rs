@@ -11,6 +11,7 @@ pub mod election;
 pub mod member;
 pub mod pessimist;
 pub mod scheduler;
+mod watch;
 
 use std::sync::{Arc, RwLock};
 

@@ -26,7 +26,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
+use super::watch::{Watched, watch_loop};
 use crate::error::{DmError, codes};
 use crate::messages::master::{SchedulerStopped, StopScheduler};
 use crate::messages::shardddl::{ForgetTask, ShowLocks, UnlockLock};
@@ -257,65 +257,28 @@ impl PessimistActor {
     }
 }
 
-/// Watches from `from`; on failure rebuilds and watches again.
-async fn watch(core: Rc<Mutex<Pessimist>>, mut client: Client, mut from: i64) {
-    let mut backoff = Backoff::infrastructure();
-    loop {
-        let err = match store::watch_pessimistic(&mut client, from).await {
-            Ok(mut stream) => {
-                backoff.mark_started();
-                loop {
-                    let resp = match stream.message().await {
-                        Ok(Some(r)) => r,
-                        Ok(None) => {
-                            break DmError::new(
-                                &codes::HA_FAIL_WATCH_ETCD,
-                                "shard DDL watch closed",
-                            );
-                        }
-                        Err(e) => {
-                            break DmError::new(
-                                &codes::HA_FAIL_WATCH_ETCD,
-                                "shard DDL watch failed",
-                            )
-                            .with_cause(e);
-                        }
-                    };
-                    let events = match store::pessimistic_events(&resp) {
-                        Ok(v) => v,
-                        Err(e) => break e,
-                    };
-                    let mut guard = core.lock().await;
-                    let mut failed = None;
-                    for ev in events {
-                        if let Err(e) = guard.on_event(ev.clone()).await {
-                            failed = Some(e.with_cause_text(format!("handling {ev:?}")));
-                            break;
-                        }
-                    }
-                    if let Some(e) = failed {
-                        break e;
-                    }
-                }
-            }
-            Err(e) => e,
-        };
-        if core.lock().await.deposed.get() {
-            return;
-        }
-        warn!(error = %err.chain(), "pessimistic shard DDL watch interrupted; rebuilding the locks");
-        loop {
-            tokio::time::sleep(backoff.next_delay()).await;
-            let mut guard = core.lock().await;
-            match guard.rebuild().await {
-                Ok(rev) => {
-                    from = rev + 1;
-                    break;
-                }
-                Err(_) if guard.deposed.get() => return,
-                Err(e) => warn!(error = %e.chain(), "rebuilding the pessimistic locks failed"),
-            }
-        }
+impl Watched for Pessimist {
+    type Event = PessimisticEvent;
+    const WHAT: &'static str = "pessimistic shard DDL";
+
+    fn is_deposed(&self) -> bool {
+        self.deposed.get()
+    }
+
+    async fn start(client: &mut Client, from: i64) -> Result<etcd_client::WatchStream, DmError> {
+        store::watch_pessimistic(client, from).await
+    }
+
+    fn events(resp: &etcd_client::WatchResponse) -> Result<Vec<PessimisticEvent>, DmError> {
+        store::pessimistic_events(resp)
+    }
+
+    async fn on_event(&mut self, ev: PessimisticEvent) -> Result<(), DmError> {
+        Pessimist::on_event(self, ev).await
+    }
+
+    async fn rebuild(&mut self) -> Result<i64, DmError> {
+        Pessimist::rebuild(self).await
     }
 }
 
@@ -329,7 +292,7 @@ impl Actor for PessimistActor {
             reason = "won election",
             "actor started"
         );
-        let w = watch(self.core.clone(), self.client.clone(), self.watch_from);
+        let w = watch_loop(self.core.clone(), self.client.clone(), self.watch_from);
         ctx.spawn(
             w.into_actor(self)
                 .map(|(), act, ctx| act.check_deposed(ctx)),

@@ -28,7 +28,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
+use super::watch::{Watched, watch_loop};
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::ids::SubtaskKey;
@@ -935,70 +935,30 @@ impl SchedulerActor {
     }
 }
 
-/// Watches keepalives from `from`; on failure re-lists (reconciles) and watches again.
-async fn watch_keepalives(core: Rc<Mutex<Scheduler>>, mut client: Client, mut from: i64) {
-    let mut backoff = Backoff::infrastructure();
-    loop {
-        let err = match ha::watch_keepalives(&mut client, from).await {
-            Ok(mut stream) => {
-                backoff.mark_started();
-                loop {
-                    let resp = match stream.message().await {
-                        Ok(Some(r)) => r,
-                        Ok(None) => {
-                            break DmError::new(
-                                &codes::HA_FAIL_WATCH_ETCD,
-                                "keepalive watch closed",
-                            );
-                        }
-                        Err(e) => {
-                            break DmError::new(
-                                &codes::HA_FAIL_WATCH_ETCD,
-                                "keepalive watch failed",
-                            )
-                            .with_cause(e);
-                        }
-                    };
-                    // After a failure everything is re-listed, so the next revision is unused.
-                    let (events, _next) = match ha::keepalive_events(&resp) {
-                        Ok(v) => v,
-                        Err(e) => break e,
-                    };
-                    let mut guard = core.lock().await;
-                    let mut failed = None;
-                    for ev in events {
-                        if let Err(e) = guard.on_keepalive(ev.clone()).await {
-                            failed = Some(e.with_cause_text(format!("handling {ev:?}")));
-                            break;
-                        }
-                    }
-                    if let Some(e) = failed {
-                        break e;
-                    }
-                }
-            }
-            Err(e) => e,
-        };
-        if core.lock().await.is_deposed() {
-            return;
-        }
-        warn!(error = %err.chain(), "keepalive watch interrupted; re-listing the cluster state");
-        loop {
-            tokio::time::sleep(backoff.next_delay()).await;
-            let mut guard = core.lock().await;
-            match guard.reload().await {
-                Ok(rev) => {
-                    from = rev + 1;
-                    info!(revision = rev, "cluster state re-listed");
-                    break;
-                }
-                Err(e) if guard.is_deposed() => {
-                    warn!(error = %e.chain(), "re-list stopped: deposed");
-                    return;
-                }
-                Err(e) => warn!(error = %e.chain(), "re-listing the cluster state failed"),
-            }
-        }
+impl Watched for Scheduler {
+    type Event = KeepaliveEvent;
+    const WHAT: &'static str = "keepalive";
+
+    fn is_deposed(&self) -> bool {
+        Scheduler::is_deposed(self)
+    }
+
+    async fn start(client: &mut Client, from: i64) -> Result<etcd_client::WatchStream, DmError> {
+        ha::watch_keepalives(client, from).await
+    }
+
+    /// After a failure everything is re-listed, so the next revision is unused.
+    fn events(resp: &etcd_client::WatchResponse) -> Result<Vec<KeepaliveEvent>, DmError> {
+        ha::keepalive_events(resp).map(|(events, _next)| events)
+    }
+
+    async fn on_event(&mut self, ev: KeepaliveEvent) -> Result<(), DmError> {
+        self.on_keepalive(ev).await
+    }
+
+    /// Re-lists the cluster state and reconciles.
+    async fn rebuild(&mut self) -> Result<i64, DmError> {
+        self.reload().await
     }
 }
 
@@ -1012,7 +972,7 @@ impl Actor for SchedulerActor {
             reason = "won election",
             "actor started"
         );
-        let watch = watch_keepalives(self.core.clone(), self.client.clone(), self.watch_from);
+        let watch = watch_loop(self.core.clone(), self.client.clone(), self.watch_from);
         ctx.spawn(watch.into_actor(self).map(|(), act, ctx| {
             // The watch loop ends only when deposed.
             act.check_deposed(ctx);

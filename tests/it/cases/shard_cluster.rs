@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use mysql_async::prelude::*;
 use serde_json::Value;
 
 use crate::harness::cluster::{
@@ -28,25 +27,7 @@ struct Fleet {
     target: TestDb,
 }
 
-/// Every row of `sql` as text (`NULL` for null); `None` when the query fails.
-async fn rows_of(opts: mysql_async::Opts, sql: &str) -> Option<Vec<Vec<String>>> {
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-    let rows: Result<Vec<mysql_async::Row>, _> = conn.query(sql).await;
-    rows.ok().map(|rows| {
-        rows.into_iter()
-            .map(|r| {
-                r.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql_async::Value::NULL => "NULL".to_string(),
-                        mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                        other => other.as_sql(false),
-                    })
-                    .collect()
-            })
-            .collect()
-    })
-}
+use crate::harness::rows::{column_names, query_text as rows_of};
 
 impl Fleet {
     /// Starts 1 master and 2 workers, creates the shards after the position the task starts
@@ -162,15 +143,12 @@ impl Fleet {
     }
 
     async fn columns(&self) -> Vec<String> {
-        shared_downstream()
-            .query_rows(&format!(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 't_target' ORDER BY ORDINAL_POSITION",
-                self.target.name()
-            ))
-            .await
-            .into_iter()
-            .map(|r| r.get::<String, _>(0).unwrap())
-            .collect()
+        column_names(
+            shared_downstream().opts(None),
+            self.target.name(),
+            "t_target",
+        )
+        .await
     }
 
     /// Waits until the merged table holds exactly the shards' union, and still does a moment
@@ -930,15 +908,7 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
     run_script(dm_sharding::INCREMENT_A, (&s1a, &s2a)).await;
     run_script(dm_sharding::INCREMENT_B, (&s1b, &s2b)).await;
     converge("after the first increment", cols, "1").await;
-    let columns: Vec<String> = shared_downstream()
-        .query_rows(&format!(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 't_target' ORDER BY ORDINAL_POSITION",
-            target.name()
-        ))
-        .await
-        .into_iter()
-        .map(|r| r.get::<String, _>(0).unwrap())
-        .collect();
+    let columns = column_names(shared_downstream().opts(None), target.name(), "t_target").await;
     assert_eq!(
         columns,
         [

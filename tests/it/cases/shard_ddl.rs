@@ -14,25 +14,16 @@ use crate::harness::{
     shared_downstream, shared_upstream, try_eventually,
 };
 
-/// Every row of `sql` (ordered by its first column) as SQL literals.
+use crate::harness::rows::query_text;
+
+/// Every row of `sql` as text.
 async fn rows_of(opts: mysql_async::Opts, sql: &str) -> Vec<Vec<String>> {
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap();
-    rows.into_iter()
-        .map(|r| r.unwrap().into_iter().map(|v| v.as_sql(false)).collect())
-        .collect()
+    query_text(opts, sql).await.expect("the query runs")
 }
 
 /// The columns of `db`.`table`.
 async fn columns(server: &'static crate::harness::MariaDb, db: &str, table: &str) -> Vec<String> {
-    server
-        .query_rows(&format!(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
-        ))
-        .await
-        .into_iter()
-        .map(|r| r.get::<String, _>(0).unwrap())
-        .collect()
+    crate::harness::rows::column_names(server.opts(None), db, table).await
 }
 
 /// One upstream database with shard tables `t1`, `t2` merged by a `dm-syncer` into
@@ -163,17 +154,11 @@ impl Shards {
     }
 
     async fn merged_rows(&self, cols: &str) -> Option<Vec<Vec<String>>> {
-        let mut conn = mysql_async::Conn::new(shared_downstream().opts(None))
-            .await
-            .unwrap();
-        let r: Result<Vec<mysql_async::Row>, _> = conn
-            .query(format!("SELECT {cols} FROM {} ORDER BY id", self.merged()))
-            .await;
-        r.ok().map(|rows| {
-            rows.into_iter()
-                .map(|r| r.unwrap().into_iter().map(|v| v.as_sql(false)).collect())
-                .collect()
-        })
+        query_text(
+            shared_downstream().opts(None),
+            &format!("SELECT {cols} FROM {} ORDER BY id", self.merged()),
+        )
+        .await
     }
 
     /// Waits until the merged table holds exactly the shards' union (ids and `v`).

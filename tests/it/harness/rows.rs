@@ -37,6 +37,43 @@ pub async fn table_rows(server: &Opts, table: &str) -> Option<Vec<Vec<String>>> 
     )
 }
 
+/// Every row of the query `sql` as text (`NULL` for null), in the query's order; `None` when
+/// the query fails (e.g. the table does not exist).
+pub async fn query_text(server: Opts, sql: &str) -> Option<Vec<Vec<String>>> {
+    let mut conn = Conn::new(server).await.expect("connect for a query");
+    let rows: Result<Vec<mysql_async::Row>, _> = conn.query(sql).await;
+    let _ = conn.disconnect().await;
+    rows.ok().map(|rows| {
+        rows.into_iter()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql_async::Value::NULL => "NULL".to_string(),
+                        mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                        other => other.as_sql(false),
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// The column names of `db`.`table`, in table order (empty when it does not exist).
+pub async fn column_names(server: Opts, db: &str, table: &str) -> Vec<String> {
+    query_text(
+        server,
+        &format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+        ),
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|mut r| r.remove(0))
+    .collect()
+}
+
 /// Whether `up` and `down` both exist with the same rows.
 pub fn same_rows(up: &Option<Vec<Vec<String>>>, down: &Option<Vec<Vec<String>>>) -> bool {
     up.is_some() && up == down

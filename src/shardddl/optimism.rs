@@ -128,7 +128,7 @@ fn index_names(t: &TableSchema) -> impl Iterator<Item = String> + '_ {
 /// The join of `tables` (in their order), or the first column they disagree on.
 pub fn join<'a>(
     tables: impl IntoIterator<Item = (&'a UpTable, &'a TableSchema)>,
-) -> Result<Joined, Incomparable> {
+) -> Result<Joined, Box<Incomparable>> {
     let mut j = Joined::default();
     let mut owner: BTreeMap<String, &UpTable> = BTreeMap::new();
     for (up, t) in tables {
@@ -137,11 +137,11 @@ pub fn join<'a>(
             let shape = ColumnShape::from(c);
             match j.column(&lower) {
                 Some(have) if *have != shape => {
-                    return Err(Incomparable {
+                    return Err(Box::new(Incomparable {
                         column: c.name.clone(),
                         first: ((*owner[&lower]).clone(), have.clone()),
                         second: (up.clone(), shape),
-                    });
+                    }));
                 }
                 Some(_) => {}
                 None => {
@@ -424,6 +424,22 @@ mod tests {
     const DROP: &str = "ALTER TABLE `db`.`t` DROP COLUMN c";
     const MODIFY: &str = "ALTER TABLE `db`.`t` MODIFY c BIGINT";
 
+    fn sync(
+        l: &mut OptLock,
+        t: &UpTable,
+        ddl: &str,
+        before: &TableSchema,
+        after: &TableSchema,
+    ) -> Result<Answer, DmError> {
+        l.try_sync(
+            t,
+            &[ddl.to_string()],
+            before,
+            std::slice::from_ref(after),
+            false,
+        )
+    }
+
     fn lock(tables: &[UpTable], initial: &str) -> OptLock {
         OptLock::new(
             "task-`db`.`t`",
@@ -439,39 +455,27 @@ mod tests {
         let (a, b, c) = (up("s1", "t1"), up("s1", "t2"), up("s2", "t1"));
         let mut l = lock(&[a.clone(), b.clone(), c.clone()], BASE);
         let (base, with_c) = (schema(BASE), schema(WITH_C));
-        let r = l
-            .try_sync(&a, &[ADD.into()], &base, &[with_c.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &a, ADD, &base, &with_c).unwrap();
         assert_eq!(r.ddls, [ADD]);
         assert_eq!(r.stage, ConflictStage::None);
         assert_eq!(l.split().0, ["s1-`db`.`t1`"]);
         for t in [&b, &c] {
-            let r = l
-                .try_sync(t, &[ADD.into()], &base, &[with_c.clone()], false)
-                .unwrap();
+            let r = sync(&mut l, t, ADD, &base, &with_c).unwrap();
             assert!(r.ddls.is_empty(), "{t}: {r:?}");
         }
         assert!(l.resolved());
         // A replayed report runs nothing.
-        let r = l
-            .try_sync(&a, &[ADD.into()], &base, &[with_c.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &a, ADD, &base, &with_c).unwrap();
         assert!(r.ddls.is_empty());
 
         // DROP: partially dropped until the last table.
-        let r = l
-            .try_sync(&b, &[DROP.into()], &with_c, &[base.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &b, DROP, &with_c, &base).unwrap();
         assert!(r.ddls.is_empty());
         assert_eq!(r.partially_dropped, ["c"]);
         assert!(!l.resolved());
-        let r = l
-            .try_sync(&a, &[DROP.into()], &with_c, &[base.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &a, DROP, &with_c, &base).unwrap();
         assert!(r.ddls.is_empty());
-        let r = l
-            .try_sync(&c, &[DROP.into()], &with_c, &[base.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &c, DROP, &with_c, &base).unwrap();
         assert_eq!(r.ddls, [DROP]);
         assert!(l.dropped.is_empty() && l.resolved());
         assert_eq!(l.ran, [ADD, DROP]);
@@ -482,11 +486,8 @@ mod tests {
         let (a, b) = (up("s1", "t1"), up("s2", "t1"));
         let mut l = lock(&[a.clone(), b.clone()], WITH_C);
         let (base, with_c) = (schema(BASE), schema(WITH_C));
-        l.try_sync(&a, &[DROP.into()], &with_c, &[base.clone()], false)
-            .unwrap();
-        let e = l
-            .try_sync(&a, &[ADD.into()], &base, &[with_c.clone()], false)
-            .unwrap_err();
+        sync(&mut l, &a, DROP, &with_c, &base).unwrap();
+        let e = sync(&mut l, &a, ADD, &base, &with_c).unwrap_err();
         assert_eq!(e.code, 11128, "{e}");
         // The lock is unchanged by the refused report.
         assert!(l.tables[&a].columns.iter().all(|c| c.name != "c"));
@@ -497,9 +498,7 @@ mod tests {
         let (a, b, c) = (up("s1", "t1"), up("s1", "t2"), up("s2", "t1"));
         let mut l = lock(&[a.clone(), b.clone(), c.clone()], WITH_C);
         let (with_c, big) = (schema(WITH_C), schema(WITH_BIG_C));
-        let r = l
-            .try_sync(&a, &[MODIFY.into()], &with_c, &[big.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &a, MODIFY, &with_c, &big).unwrap();
         assert_eq!(r.stage, ConflictStage::SkipWaitRedirect);
         assert!(r.ddls.is_empty());
         assert!(
@@ -507,15 +506,11 @@ mod tests {
             "{}",
             r.message
         );
-        let r = l
-            .try_sync(&b, &[MODIFY.into()], &with_c, &[big.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &b, MODIFY, &with_c, &big).unwrap();
         assert_eq!(r.stage, ConflictStage::SkipWaitRedirect);
         assert_eq!(l.conflicts.len(), 2);
         // The last table completes it: its DDL runs, the others replay.
-        let r = l
-            .try_sync(&c, &[MODIFY.into()], &with_c, &[big.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &c, MODIFY, &with_c, &big).unwrap();
         assert_eq!(r.stage, ConflictStage::None);
         assert_eq!(r.ddls, [MODIFY]);
         assert_eq!(r.resolved, [a.clone(), b.clone()]);
@@ -556,9 +551,7 @@ mod tests {
         let base = schema(BASE);
         let idx = schema("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, KEY iv (v))");
         let add = "ALTER TABLE `db`.`t` ADD INDEX iv (v)";
-        let r = l
-            .try_sync(&a, &[add.into()], &base, &[idx.clone()], false)
-            .unwrap();
+        let r = sync(&mut l, &a, add, &base, &idx).unwrap();
         assert_eq!(r.ddls, [add]);
         let r = l.try_sync(&b, &[add.into()], &base, &[idx], false).unwrap();
         assert!(r.ddls.is_empty());

@@ -171,6 +171,9 @@ pub enum ConflictStage {
     /// The conflict this table waited on is gone: replay what was skipped.
     #[serde(rename = "resolved")]
     Resolved,
+    /// The lock refused the report (the message holds the coded error); the task stops.
+    #[serde(rename = "error")]
+    Error,
 }
 
 impl ConflictStage {
@@ -180,6 +183,7 @@ impl ConflictStage {
             Self::Detected => "detected",
             Self::SkipWaitRedirect => "skip and wait for redirect",
             Self::Resolved => "resolved",
+            Self::Error => "error",
         }
     }
 }
@@ -564,6 +568,7 @@ mod tests {
             ConflictStage::Detected,
             ConflictStage::SkipWaitRedirect,
             ConflictStage::Resolved,
+            ConflictStage::Error,
         ] {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),

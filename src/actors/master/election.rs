@@ -15,8 +15,8 @@
 //! - **Stop** (the actor stops, or [`Resign`]): the Scheduler stops and the lease is revoked,
 //!   so a follower wins at once instead of after `ttl`.
 //!
-//! Children: the Scheduler and the Pessimist (one each per won term; the Election alone
-//! holds their addresses).
+//! Children: the Scheduler, the Pessimist and the Optimist (one each per won term; the
+//! Election alone holds their addresses).
 
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::optimist::OptimistActor;
 use super::pessimist::PessimistActor;
 use super::scheduler::SchedulerActor;
 use super::{LeaderInfo, MasterHandle};
@@ -73,6 +74,7 @@ struct Term {
     fence: Option<Fence>,
     scheduler: Option<Addr<SchedulerActor>>,
     pessimist: Option<Addr<PessimistActor>>,
+    optimist: Option<Addr<OptimistActor>>,
 }
 
 /// Campaigns for leadership and runs the Scheduler while this master leads.
@@ -134,6 +136,7 @@ impl ElectionActor {
             fence: None,
             scheduler: None,
             pessimist: None,
+            optimist: None,
         });
         info!(name = %self.handle.name(), generation, "campaigning");
     }
@@ -157,8 +160,14 @@ impl ElectionActor {
                 reason: reason.to_string(),
             });
         }
+        if let Some(o) = term.optimist {
+            o.do_send(StopScheduler {
+                reason: reason.to_string(),
+            });
+        }
         self.handle.set_scheduler(None);
         self.handle.set_pessimist(None);
+        self.handle.set_optimist(None);
         if self
             .handle
             .leader()
@@ -381,12 +390,33 @@ impl Handler<Won> for ElectionActor {
                 Some(parent.clone()),
             )
             .await?;
-            match PessimistActor::start_rebuilt(etcd, Some(m.fence), Some(parent)).await {
-                Ok(p) => Ok((scheduler, p)),
-                Err(e) => {
-                    scheduler.do_send(StopScheduler {
-                        reason: "the pessimist could not start".into(),
+            let stop_all = |reason: &str, actors: &[Recipient<StopScheduler>]| {
+                for a in actors {
+                    a.do_send(StopScheduler {
+                        reason: reason.to_string(),
                     });
+                }
+            };
+            let pessimist = match PessimistActor::start_rebuilt(
+                etcd.clone(),
+                Some(m.fence.clone()),
+                Some(parent.clone()),
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    stop_all("the pessimist could not start", &[scheduler.recipient()]);
+                    return Err(e);
+                }
+            };
+            match OptimistActor::start_rebuilt(etcd, Some(m.fence), Some(parent)).await {
+                Ok(o) => Ok((scheduler, pessimist, o)),
+                Err(e) => {
+                    stop_all(
+                        "the optimist could not start",
+                        &[scheduler.recipient(), pessimist.recipient()],
+                    );
                     Err(e)
                 }
             }
@@ -394,21 +424,24 @@ impl Handler<Won> for ElectionActor {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let me = act.me();
             match (res, act.current(generation)) {
-                (Ok((addr, pessimist)), Some(term)) => {
+                (Ok((addr, pessimist, optimist)), Some(term)) => {
                     term.scheduler = Some(addr.clone());
                     term.pessimist = Some(pessimist.clone());
+                    term.optimist = Some(optimist.clone());
                     act.handle.set_scheduler(Some(addr));
                     act.handle.set_pessimist(Some(pessimist));
+                    act.handle.set_optimist(Some(optimist));
                     act.handle.set_leader(Some(me));
                     act.backoff.mark_started();
-                    info!(name = %act.handle.name(), generation, "leading; scheduler and pessimist running");
+                    info!(name = %act.handle.name(), generation, "leading; scheduler, pessimist and optimist running");
                 }
-                (Ok((addr, pessimist)), None) => {
+                (Ok((addr, pessimist, optimist)), None) => {
                     let stop = || StopScheduler {
                         reason: "term already ended".into(),
                     };
                     addr.do_send(stop());
                     pessimist.do_send(stop());
+                    optimist.do_send(stop());
                 }
                 (Err(e), _) => act.end_term(
                     ctx,

@@ -9,6 +9,7 @@
 
 pub mod election;
 pub mod member;
+pub mod optimist;
 pub mod pessimist;
 pub mod scheduler;
 mod watch;
@@ -20,6 +21,7 @@ use etcd_client::Client;
 
 use crate::config::SecretKey;
 use crate::error::{DmError, codes};
+use optimist::OptimistActor;
 use pessimist::PessimistActor;
 use scheduler::SchedulerActor;
 
@@ -36,6 +38,7 @@ struct LeaderState {
     leader: Option<LeaderInfo>,
     scheduler: Option<Addr<SchedulerActor>>,
     pessimist: Option<Addr<PessimistActor>>,
+    optimist: Option<Addr<OptimistActor>>,
 }
 
 struct Inner {
@@ -136,6 +139,27 @@ impl MasterHandle {
     /// Election: records the Pessimist started (or stopped) with the Scheduler.
     pub fn set_pessimist(&self, pessimist: Option<Addr<PessimistActor>>) {
         self.inner.state.write().expect("leader lock").pessimist = pessimist;
+    }
+
+    /// The Optimist, on the leader; `SCHEDULER_NOT_STARTED` elsewhere.
+    pub fn optimist(&self) -> Result<Addr<OptimistActor>, DmError> {
+        self.inner
+            .state
+            .read()
+            .expect("leader lock")
+            .optimist
+            .clone()
+            .ok_or_else(|| {
+                DmError::new(
+                    &codes::SCHEDULER_NOT_STARTED,
+                    format!("dm-master `{}` is not the leader", self.inner.name),
+                )
+            })
+    }
+
+    /// Election: records the Optimist started (or stopped) with the Scheduler.
+    pub fn set_optimist(&self, optimist: Option<Addr<OptimistActor>>) {
+        self.inner.state.write().expect("leader lock").optimist = optimist;
     }
 
     /// Election: records the observed leader.

@@ -320,12 +320,14 @@ fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> DmErr
 /// Deletes the task's shard-DDL infos, operations and source tables in etcd.
 async fn remove_shard_meta(state: &MasterState, task: &str) -> Result<(), DmError> {
     crate::store::etcd::shardddl::delete_task(&mut state.handle.etcd(), task).await?;
+    let forget = || crate::messages::shardddl::ForgetTask {
+        task: task.to_string(),
+    };
     if let Ok(p) = state.handle.pessimist() {
-        let _ = p
-            .send(crate::messages::shardddl::ForgetTask {
-                task: task.to_string(),
-            })
-            .await;
+        let _ = p.send(forget()).await;
+    }
+    if let Ok(o) = state.handle.optimist() {
+        let _ = o.send(forget()).await;
     }
     Ok(())
 }

@@ -24,28 +24,38 @@ struct LocksQuery {
 }
 
 async fn show(state: web::Data<MasterState>, ApiQuery(q): ApiQuery<LocksQuery>) -> HttpResponse {
-    let resp = match state.handle.pessimist() {
-        Ok(p) => match p
-            .send(ShowLocks {
-                task: q.task,
-                sources: q.sources,
-            })
-            .await
-        {
-            Ok(locks) => ShowDdlLocksResponse {
-                result: true,
-                msg: if locks.is_empty() {
-                    "no DDL lock exists".into()
-                } else {
-                    String::new()
-                },
-                locks,
+    HttpResponse::Ok().json(match all_locks(&state, q).await {
+        Ok(locks) => ShowDdlLocksResponse {
+            result: true,
+            msg: if locks.is_empty() {
+                "no DDL lock exists".into()
+            } else {
+                String::new()
             },
-            Err(_) => failed(&DmError::bare(&codes::ACTOR_MAILBOX_CLOSED)),
+            locks,
         },
         Err(e) => failed(&e),
+    })
+}
+
+/// The locks of both coordinators, pessimistic first.
+async fn all_locks(
+    state: &MasterState,
+    q: LocksQuery,
+) -> Result<Vec<crate::shardddl::pessimism::LockView>, DmError> {
+    let closed = |_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED);
+    let msg = || ShowLocks {
+        task: q.task.clone(),
+        sources: q.sources.clone(),
     };
-    HttpResponse::Ok().json(resp)
+    let mut locks = state
+        .handle
+        .pessimist()?
+        .send(msg())
+        .await
+        .map_err(closed)?;
+    locks.extend(state.handle.optimist()?.send(msg()).await.map_err(closed)?);
+    Ok(locks)
 }
 
 fn failed(e: &DmError) -> ShowDdlLocksResponse {

@@ -153,6 +153,16 @@ pub async fn get_prefix(
     prefix: &str,
     revision: i64,
 ) -> Result<(i64, Vec<(String, Vec<u8>)>), DmError> {
+    let (rev, kvs) = get_prefix_revisions(client, prefix, revision).await?;
+    Ok((rev, kvs.into_iter().map(|(k, v, _)| (k, v)).collect()))
+}
+
+/// Like [`get_prefix`], each key with its mod revision.
+pub async fn get_prefix_revisions(
+    client: &mut Client,
+    prefix: &str,
+    revision: i64,
+) -> Result<(i64, Vec<(String, Vec<u8>, i64)>), DmError> {
     let mut opts = GetOptions::new().with_prefix();
     if revision > 0 {
         opts = opts.with_revision(revision);
@@ -169,6 +179,7 @@ pub async fn get_prefix(
             (
                 String::from_utf8_lossy(kv.key()).into_owned(),
                 kv.value().to_vec(),
+                kv.mod_revision(),
             )
         })
         .collect();

@@ -4,6 +4,7 @@
 pub mod ha;
 pub mod keys;
 pub mod member;
+pub mod optimism;
 pub mod shardddl;
 
 use std::time::{Duration, Instant};

@@ -97,7 +97,7 @@ fn op_key(task: &str, source: &str) -> String {
     key(keys::SHARDDDL_PESSIMISM_OPERATION, &[task, source])
 }
 
-fn txn_err(what: &str) -> impl FnOnce(etcd_client::Error) -> DmError {
+pub(crate) fn txn_err(what: &str) -> impl FnOnce(etcd_client::Error) -> DmError {
     etcd_err(format!("shard DDL: {what}"))
 }
 
@@ -221,7 +221,7 @@ pub struct PessimisticState {
     pub ops: Vec<PessimisticOp>,
 }
 
-async fn get_values<T: for<'de> Deserialize<'de>>(
+pub(crate) async fn get_values<T: for<'de> Deserialize<'de>>(
     client: &mut Client,
     prefix: &str,
     revision: i64,
@@ -319,7 +319,7 @@ pub enum Written {
     FenceLost,
 }
 
-async fn fenced(
+pub(crate) async fn fenced(
     client: &mut Client,
     fence: Option<&Fence>,
     mut conds: Vec<Compare>,

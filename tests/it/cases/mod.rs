@@ -10,6 +10,7 @@ pub mod load;
 pub mod load_index;
 pub mod master_member;
 pub mod migrate;
+pub mod optimist;
 pub mod precheck;
 pub mod scheduler;
 pub mod servers;

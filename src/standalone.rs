@@ -64,6 +64,12 @@ impl StandaloneArgs {
             .map(SecretKey::from_file)
             .transpose()?;
         let subtasks = task.subtasks();
+        if task.shard() == Some(crate::config::task::ShardMode::Optimistic) {
+            return Err(DmError::new(
+                &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
+                "shard-mode `optimistic` needs dm-master's Optimist; run the task in a cluster (dmctl start-task), or use `pessimistic` with one instance",
+            ));
+        }
         if task.shard().is_some() && subtasks.len() > 1 {
             return Err(DmError::new(
                 &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,

@@ -116,11 +116,6 @@ fn each_problem_alone_has_its_own_code() {
             "33 characters",
         ),
         (
-            GOOD_TASK.replace("task-mode: incremental", "task-mode: incremental\nshard-mode: optimistic"),
-            20033,
-            "`optimistic` is not implemented",
-        ),
-        (
             GOOD_TASK.replace("task-mode: incremental", "task-mode: incremental\nshard-mode: pessimistic\nstrict-optimistic-shard-mode: true"),
             20066,
             "needs shard-mode optimistic",

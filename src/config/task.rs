@@ -843,13 +843,6 @@ impl TaskConfig {
                 format!("`{m}` is not pessimistic or optimistic"),
             );
         }
-        if self.shard() == Some(ShardMode::Optimistic) {
-            issues.push(
-                "shard-mode",
-                &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
-                "`optimistic` is not implemented by dm-rs yet; use `pessimistic` (every shard runs the same DDLs in the same order)",
-            );
-        }
         if self.strict_optimistic_shard_mode && self.shard() != Some(ShardMode::Optimistic) {
             issues.push(
                 "strict-optimistic-shard-mode",

@@ -1,6 +1,5 @@
 //! Optimistic shard DDL locks on the master (DM's `optimism.Lock`), plain logic: no I/O, no
-//! actix. Not wired into a running task yet: `shard-mode: optimistic` is refused (20033) until
-//! the Optimist actor and the worker's flow use this.
+//! actix; run by [`crate::actors::master::optimist`].
 //!
 //! One lock per target table of a task covers every upstream table (of every source) routed
 //! into it. The lock keeps each table's current schema (what the worker tracked after its

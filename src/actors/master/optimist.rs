@@ -11,10 +11,10 @@
 //!   Operations for tables whose conflict the Info ended, in one fenced transaction.
 //! - **Operation put with done:** once no Operation of a lock is pending and every table
 //!   agrees with the join, the lock's Infos and Operations are deleted and the lock is gone.
+//!   A table dropped upstream (its source's tables put without it) leaves its locks.
 //!
-//! Not reachable by a task yet: `shard-mode: optimistic` is refused at start-task (20033)
-//! until the worker's side lands; `tests/it/cases/optimist.rs` drives it through etcd.
-//! Started and stopped by the Election together with the Scheduler.
+//! The workers' side: [`crate::actors::syncer::opt_shard`]. Started and stopped by the
+//! Election together with the Scheduler.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,6 +193,68 @@ impl Optimist {
         Ok(())
     }
 
+    /// A source's tables changed: tables it no longer has (dropped upstream) leave its
+    /// locks; a lock that this settles is removed.
+    async fn on_source_tables(&mut self, st: SourceTables) -> Result<(), DmError> {
+        let (task, source) = (st.task.clone(), st.source.clone());
+        self.source_tables
+            .insert((task.clone(), source.clone()), st);
+        let ids: Vec<String> = self
+            .locks
+            .values()
+            .filter(|l| l.task == task)
+            .map(|l| l.id.clone())
+            .collect();
+        for id in ids {
+            let Some(lock) = self.locks.get(&id) else {
+                continue;
+            };
+            let still = self.tables_of(&task, (&lock.down_schema, &lock.down_table));
+            let gone: Vec<UpTable> = lock
+                .tables
+                .keys()
+                .filter(|t| t.source == source && !still.contains(t))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let lock = self.locks.get_mut(&id).expect("read above");
+            for t in &gone {
+                lock.remove_table(t);
+                info!(lock = %id, table = %t, "a dropped table left the optimistic lock");
+            }
+            if let Some(p) = self.pending.get_mut(&id) {
+                p.retain(|t| !gone.contains(t));
+            }
+            self.settle(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes lock `id` (its Infos and Operations too) when no Operation is pending and every
+    /// table agrees with the join.
+    async fn settle(&mut self, id: &str) -> Result<(), DmError> {
+        let idle = self.pending.get(id).is_none_or(|p| p.is_empty());
+        let Some(lock) = self.locks.get(id) else {
+            return Ok(());
+        };
+        if !(idle && lock.resolved()) {
+            return Ok(());
+        }
+        let tables: Vec<UpTable> = lock.tables.keys().cloned().collect();
+        let task = lock.task.clone();
+        let w =
+            store::delete_optimistic_lock(&mut self.client, self.fence.as_ref(), &task, &tables)
+                .await?;
+        self.check(w)?;
+        self.locks.remove(id);
+        self.since.remove(id);
+        self.pending.remove(id);
+        info!(lock = %id, "optimistic shard DDL lock resolved");
+        Ok(())
+    }
+
     async fn on_done(&mut self, op: OptimisticOp) -> Result<(), DmError> {
         let up = UpTable {
             source: op.source.clone(),
@@ -202,27 +264,7 @@ impl Optimist {
         if let Some(p) = self.pending.get_mut(&op.id) {
             p.remove(&up);
         }
-        let idle = self.pending.get(&op.id).is_none_or(|p| p.is_empty());
-        let Some(lock) = self.locks.get(&op.id) else {
-            return Ok(());
-        };
-        if idle && lock.resolved() {
-            let tables: Vec<UpTable> = lock.tables.keys().cloned().collect();
-            let task = lock.task.clone();
-            let w = store::delete_optimistic_lock(
-                &mut self.client,
-                self.fence.as_ref(),
-                &task,
-                &tables,
-            )
-            .await?;
-            self.check(w)?;
-            self.locks.remove(&op.id);
-            self.since.remove(&op.id);
-            self.pending.remove(&op.id);
-            info!(lock = %op.id, "optimistic shard DDL lock resolved");
-        }
-        Ok(())
+        self.settle(&op.id).await
     }
 
     fn show(&self, m: &ShowLocks) -> Vec<LockView> {
@@ -305,11 +347,7 @@ impl Watched for Optimist {
 
     async fn on_event(&mut self, ev: OptimisticEvent) -> Result<(), DmError> {
         match ev {
-            OptimisticEvent::SourceTablesPut(st) => {
-                self.source_tables
-                    .insert((st.task.clone(), st.source.clone()), st);
-                Ok(())
-            }
+            OptimisticEvent::SourceTablesPut(st) => self.on_source_tables(st).await,
             OptimisticEvent::InfoPut(info) => self.on_info(info).await,
             OptimisticEvent::OpPut(op) if op.done => self.on_done(op).await,
             OptimisticEvent::OpPut(_) => Ok(()),

@@ -35,6 +35,7 @@ pub mod causality;
 pub mod causality_actor;
 pub mod checkpoint;
 pub mod dml_worker;
+pub mod opt_shard;
 mod process;
 pub mod resume;
 pub mod shard;

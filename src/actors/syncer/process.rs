@@ -20,6 +20,7 @@ use super::causality::KeyHasher;
 use super::causality_actor::CausalityActor;
 use super::checkpoint::CheckpointActor;
 use super::dml_worker::{DmlWorkerActor, RETRY_WINDOW, WorkerSettings, is_connection_error};
+use super::opt_shard::OptState;
 use super::resume::{PendingGtid, Resume, StreamPosition};
 use super::shard::{Coordinator, ShardState, StopSignal};
 use super::stream::{StreamControllerActor, StreamSpec};
@@ -45,6 +46,7 @@ use crate::sql::filter::{BaFilter, EventFilter, EventKind, FilterAction};
 use crate::sql::route::Router;
 use crate::sql::schema_tracker::{SchemaTracker, TableSchema, load_table};
 
+mod opt_flow;
 mod shard_flow;
 
 /// Changes buffered before they are dispatched even inside a batch of events.
@@ -168,6 +170,8 @@ pub struct Run {
     last_master_status: Instant,
     /// Sharding groups (`shard-mode: pessimistic`).
     shard: Option<ShardState>,
+    /// Optimistic shard mode's state (cluster only).
+    opt: Option<OptState>,
     stop: Arc<StopSignal>,
     /// For re-sync streams: the upstream and the main stream's server id.
     up_opts: Opts,
@@ -269,6 +273,7 @@ impl Run {
         }
         let router = Router::for_subtask(&cfg)?;
         let ba = BaFilter::new(cfg.block_allow_list.as_ref(), cfg.case_sensitive)?;
+        let coordinator_for_opt = coordinator.clone();
         let shard = match cfg.shard_mode {
             Some(ShardMode::Pessimistic) => Some(
                 ShardState::init(
@@ -282,13 +287,26 @@ impl Run {
                 )
                 .await?,
             ),
-            Some(ShardMode::Optimistic) => {
+            _ => None,
+        };
+        let opt = match (cfg.shard_mode, &coordinator_for_opt) {
+            (Some(ShardMode::Optimistic), Coordinator::Etcd(client)) => Some(
+                OptState::init(
+                    &cfg,
+                    etcd_client::Client::clone(client),
+                    &router,
+                    &ba,
+                    &mut upstream,
+                )
+                .await?,
+            ),
+            (Some(ShardMode::Optimistic), Coordinator::Local) => {
                 return Err(DmError::new(
                     &codes::CONFIG_SHARD_MODE_NOT_SUPPORT,
-                    "shard-mode optimistic is not supported by this dm-rs build yet",
+                    "shard-mode optimistic needs dm-master to coordinate; run the task in a cluster (dmctl start-task)",
                 ));
             }
-            None => None,
+            _ => None,
         };
         let Resume {
             start,
@@ -411,6 +429,7 @@ impl Run {
             total_rows: 0,
             last_master_status: Instant::now() - MASTER_STATUS_EVERY,
             shard,
+            opt,
             stop,
             up_opts,
             server_id,
@@ -497,6 +516,9 @@ impl Run {
                 BinlogEvent::Rows { event_type } => self.rows(&ev, event_type, ts, end).await?,
                 BinlogEvent::Xid { .. } => self.end_txn(end).await?,
                 BinlogEvent::Heartbeat => {
+                    if !self.pos.in_txn() && self.opt.is_some() {
+                        self.redirect_resolved().await?;
+                    }
                     if !self.pos.in_txn() && self.flush_due {
                         self.flush().await?;
                     }
@@ -513,6 +535,9 @@ impl Run {
 
     async fn end_txn(&mut self, end: u32) -> Result<(), DmError> {
         self.pos.close_txn(end);
+        if self.opt.is_some() {
+            self.redirect_resolved().await?;
+        }
         if self.flush_due {
             self.flush().await?;
         }
@@ -628,7 +653,11 @@ impl Run {
         let withheld = self
             .shard
             .as_ref()
-            .is_some_and(|s| s.withholds(&schema, &table));
+            .is_some_and(|s| s.withholds(&schema, &table))
+            || self
+                .opt
+                .as_ref()
+                .is_some_and(|o| o.withholds(&schema, &table));
         Ok(TableEntry {
             plan,
             target: Arc::new(target),
@@ -763,8 +792,16 @@ impl Run {
         replies.into_iter().collect()
     }
 
+    /// No checkpoint may be saved: a sharding group waits, or a table skips its rows until
+    /// its optimistic conflict is resolved; the last checkpoint and the workers' progress
+    /// since it stay exact, and a resume replays from there.
+    fn checkpoint_held(&self) -> bool {
+        self.shard.as_ref().is_some_and(|s| !s.can_save())
+            || self.opt.as_ref().is_some_and(|o| !o.can_save())
+    }
+
     async fn save_checkpoint(&mut self) -> Result<(), DmError> {
-        if self.shard.as_ref().is_some_and(|s| !s.can_save()) {
+        if self.checkpoint_held() {
             // A sharding group has pending DDLs: the last checkpoint (before the first of them)
             // and the workers' progress since it stay exact; a resume replays the group.
             self.last_flush = Instant::now();
@@ -820,7 +857,7 @@ impl Run {
     /// valid when no change after the boundary was read (outside a transaction); inside one
     /// it only drains, and the previous checkpoint with the workers' progress stays exact.
     pub async fn flush(&mut self) -> Result<(), DmError> {
-        if self.shard.as_ref().is_some_and(|s| !s.can_save()) {
+        if self.checkpoint_held() {
             // Nothing can be saved while a sharding group waits (see save_checkpoint).
             self.last_flush = Instant::now();
             self.flush_due = false;
@@ -848,6 +885,10 @@ impl Run {
             let at = self.here(end).position;
             let start = Position::new(at.name.clone(), end.saturating_sub(size));
             self.shard_ddl(&pieces, start, at).await?;
+        } else if self.opt.is_some() {
+            let at = self.here(end).position;
+            let start = Position::new(at.name.clone(), end.saturating_sub(size));
+            self.opt_ddl(&pieces, start, at).await?;
         } else {
             for piece in &pieces {
                 self.apply_ddl(piece).await?;
@@ -1047,6 +1088,9 @@ impl Run {
             .map(ToString::to_string)
             .unwrap_or_default();
         s.current_binlog = boundary.position.to_string();
+        if let Some(o) = &self.opt {
+            s.blocking_ddls = o.blocking.clone();
+        }
         if let Some(sh) = &self.shard {
             s.blocking_ddls = sh.blocking.clone();
             s.unresolved_ddl_lock_id = sh.lock_id.clone();

@@ -494,14 +494,17 @@ async fn wait_for_op(mut client: Client, info: PessimisticInfo) -> Result<Pessim
 }
 
 /// `` `schema`.`table` `` back into its parts.
-fn split_table_id(id: &str) -> Option<(String, String)> {
+pub(crate) fn split_table_id(id: &str) -> Option<(String, String)> {
     let inner = id.strip_prefix('`')?.strip_suffix('`')?;
     let (s, t) = inner.split_once("`.`")?;
     Some((s.to_string(), t.to_string()))
 }
 
 /// The upstream's base tables the block-allow list lets through.
-async fn upstream_tables(conn: &mut Conn, ba: &BaFilter) -> Result<Vec<(String, String)>, DmError> {
+pub(crate) async fn upstream_tables(
+    conn: &mut Conn,
+    ba: &BaFilter,
+) -> Result<Vec<(String, String)>, DmError> {
     let rows: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",

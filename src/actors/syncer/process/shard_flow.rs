@@ -282,7 +282,7 @@ impl Run {
 
     /// Applies the rows withheld in `windows` (DDL number `k` of the group of `target`), read
     /// again from the binlog up to `upto` (the resolving event's start).
-    async fn resync(
+    pub(super) async fn resync(
         &mut self,
         target: &str,
         k: usize,
@@ -298,7 +298,7 @@ impl Run {
             server_id: self.server_id ^ 0x2000_0000,
             flavor: self.flavor,
             start: StartPoint::Position(from.clone()),
-            heartbeat: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(1),
         };
         let mut stream = open_stream(self.up_opts.clone(), &req).await?;
         let by_table: HashMap<String, &Window> =
@@ -327,6 +327,11 @@ impl Run {
             let t = header.event_type_raw();
             let end = header.log_pos();
             if t == types::HEARTBEAT {
+                // An idle upstream: the heartbeat carries its position; at or past `upto`
+                // nothing is left to read.
+                if end > 0 && Position::new(file.clone(), end) >= *upto {
+                    break;
+                }
                 continue;
             }
             if t == types::ROTATE {
@@ -389,6 +394,9 @@ impl Run {
                     }
                 }
                 _ => {}
+            }
+            if here >= *upto {
+                break;
             }
         }
         drop(stream);

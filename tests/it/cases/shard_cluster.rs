@@ -33,6 +33,11 @@ impl Fleet {
     /// Starts 1 master and 2 workers, creates the shards after the position the task starts
     /// from, creates both sources and starts the task (`shard-mode: pessimistic`).
     async fn start(task: &str) -> Self {
+        Self::start_mode(task, "shard-mode: \"pessimistic\"").await
+    }
+
+    /// Like [`Self::start`] with `mode_yaml` for the shard-mode keys.
+    async fn start_mode(task: &str, mode_yaml: &str) -> Self {
         let cluster = Cluster::start(ClusterSpec {
             masters: 1,
             workers: 2,
@@ -62,7 +67,7 @@ impl Fleet {
         let mut yaml = TaskYaml::new(task, "incremental")
             .meta_schema(&format!("{}_meta", target.name()))
             .target_root(shared_downstream().port())
-            .raw("shard-mode: \"pessimistic\"")
+            .raw(mode_yaml)
             .raw(routes.trim_end())
             .syncer(
                 "s",
@@ -977,4 +982,177 @@ async fn dm_sharding_case_in_all_mode_keeps_the_union_of_the_shards() {
             .exec(&format!("DROP DATABASE IF EXISTS `{db}`"))
             .await;
     }
+}
+
+#[tokio::test]
+async fn optimistic_add_first_drop_last_and_a_conflict_resolved_by_every_shard() {
+    let _one_cluster_at_a_time = serial().await;
+    let mut f = Fleet::start_mode("shop", "shard-mode: \"optimistic\"").await;
+    f.a.exec("INSERT INTO t1 VALUES (1, 1); INSERT INTO t2 VALUES (2, 1)")
+        .await;
+    f.b.exec("INSERT INTO t1 VALUES (3, 1); INSERT INTO t2 VALUES (4, 1)")
+        .await;
+    f.converge("before any DDL").await;
+
+    // ADD COLUMN runs at the first shard that adds it; rows with and without it flow.
+    f.a.exec("ALTER TABLE t1 ADD COLUMN c INT").await;
+    let added = try_eventually(Duration::from_secs(60), CTL_POLL, async || {
+        f.columns().await.contains(&"c".to_string()).then_some(())
+    })
+    .await;
+    assert!(
+        added.is_some(),
+        "ADD COLUMN did not run at the first shard:\n{}",
+        f.cluster.logs(40)
+    );
+    f.a.exec("INSERT INTO t1 VALUES (11, 2, 11); INSERT INTO t2 VALUES (12, 2)")
+        .await;
+    f.b.exec("INSERT INTO t1 VALUES (13, 2); INSERT INTO t2 VALUES (14, 2)")
+        .await;
+    f.converge("rows with and without c").await;
+    let lock = f.wait_lock("tables").await;
+    assert_eq!(lock["mode"], "optimistic", "{lock:#}");
+    assert_eq!(lock["unsynced"].as_array().unwrap().len(), 3, "{lock:#}");
+    f.a.exec("ALTER TABLE t2 ADD COLUMN c INT").await;
+    f.b.exec("ALTER TABLE t1 ADD COLUMN c INT; ALTER TABLE t2 ADD COLUMN c INT")
+        .await;
+    f.b.exec("INSERT INTO t2 VALUES (15, 3, 15)").await;
+    f.wait_no_lock().await;
+    f.converge("every shard added c").await;
+    let c = f.merged("id, c").await.unwrap();
+    assert!(
+        c.iter().any(|r| r == &["11", "11"]) && c.iter().any(|r| r == &["15", "15"]),
+        "{c:?}"
+    );
+
+    // DROP COLUMN runs at the last shard only; meanwhile the column stays downstream.
+    f.a.exec("ALTER TABLE t1 DROP COLUMN c").await;
+    f.a.exec("INSERT INTO t1 VALUES (21, 4)").await;
+    f.b.exec("INSERT INTO t1 VALUES (22, 4, 22)").await;
+    f.wait_lock("partially-dropped").await;
+    f.a.exec("ALTER TABLE t2 DROP COLUMN c").await;
+    f.b.exec("ALTER TABLE t1 DROP COLUMN c").await;
+    f.converge("c dropped by three shards").await;
+    assert!(
+        f.columns().await.contains(&"c".to_string()),
+        "DROP ran before the last shard"
+    );
+    f.b.exec("ALTER TABLE t2 DROP COLUMN c").await;
+    f.b.exec("INSERT INTO t2 VALUES (23, 5)").await;
+    f.wait_no_lock().await;
+    f.converge("every shard dropped c").await;
+    assert_eq!(f.columns().await, ["id", "v"]);
+
+    // A type change on some shards only is a conflict: those shards' rows wait; when the last
+    // shard made the change it runs downstream and the waiting rows are replayed.
+    f.a.exec("ALTER TABLE t1 MODIFY v BIGINT NOT NULL").await;
+    f.a.exec("INSERT INTO t1 VALUES (31, 3000000000)").await;
+    f.b.exec("INSERT INTO t1 VALUES (32, 6)").await;
+    let lock = f.wait_lock("conflict").await;
+    assert!(
+        lock["waiting"]["error"].as_str().unwrap().contains("36062"),
+        "{lock:#}"
+    );
+    f.wait_row(32).await;
+    assert!(
+        !f.merged_ids().await.contains(&31),
+        "a conflicting shard's row was applied"
+    );
+    // src-a's worker dies while its table skips rows: the checkpoint held before the
+    // conflicting DDL, so the new process reads it again and skips again.
+    let w = f.worker_of("src-a").await;
+    f.cluster.kill9_worker(&w);
+    f.cluster.restart_worker(&w).await;
+    wait_task(
+        &f.cluster,
+        &f.task,
+        "Running",
+        "Sync",
+        Duration::from_secs(90),
+    )
+    .await;
+    f.a.exec("INSERT INTO t2 VALUES (35, 7)").await;
+    f.wait_row(35).await;
+    f.wait_lock("conflict").await;
+    assert!(
+        !f.merged_ids().await.contains(&31),
+        "a conflicting shard's row was applied"
+    );
+    f.a.exec("ALTER TABLE t2 MODIFY v BIGINT NOT NULL").await;
+    f.b.exec("ALTER TABLE t1 MODIFY v BIGINT NOT NULL").await;
+    f.a.exec("INSERT INTO t2 VALUES (33, 3000000001)").await;
+    f.b.exec("ALTER TABLE t2 MODIFY v BIGINT NOT NULL").await;
+    f.b.exec("INSERT INTO t2 VALUES (34, 3000000002)").await;
+    f.wait_no_lock().await;
+    f.converge("after every shard changed v's type").await;
+    let ty = crate::harness::rows::query_text(
+        shared_downstream().opts(None),
+        &format!(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 't_target' AND COLUMN_NAME = 'v'",
+            f.target.name()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ty, [["bigint"]]);
+
+    // A shard dropped while the others have not caught up leaves the lock.
+    f.a.exec("ALTER TABLE t1 ADD COLUMN e INT").await;
+    f.a.exec("ALTER TABLE t2 ADD COLUMN e INT").await;
+    f.b.exec("ALTER TABLE t1 ADD COLUMN e INT").await;
+    f.wait_lock("tables").await;
+    let t2_rows = rows_of(
+        shared_upstream().opts(None),
+        &format!("SELECT id, v FROM `{}`.t2", f.b.name()),
+    )
+    .await
+    .unwrap();
+    f.b.exec("DROP TABLE t2").await;
+    f.wait_no_lock().await;
+    let mut want = rows_of(
+        shared_upstream().opts(None),
+        &format!(
+            "SELECT id, v FROM `{a}`.t1 UNION ALL SELECT id, v FROM `{a}`.t2 UNION ALL SELECT id, v FROM `{b}`.t1",
+            a = f.a.name(),
+            b = f.b.name()
+        ),
+    )
+    .await
+    .unwrap();
+    want.extend(t2_rows);
+    want.sort_by_key(|r| r[0].parse::<i64>().unwrap());
+    let ok = try_eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        async || (f.merged("id, v").await.as_ref() == Some(&want)).then_some(()),
+    )
+    .await;
+    assert!(
+        ok.is_some(),
+        "after a shard left: {:?}\n  want {want:?}",
+        f.merged("id, v").await
+    );
+}
+
+#[tokio::test]
+async fn strict_optimistic_mode_stops_the_task_on_a_conflict() {
+    let _one_cluster_at_a_time = serial().await;
+    let f = Fleet::start_mode(
+        "shst",
+        "shard-mode: \"optimistic\"\nstrict-optimistic-shard-mode: true",
+    )
+    .await;
+    f.a.exec("INSERT INTO t1 VALUES (1, 1)").await;
+    f.converge("before any DDL").await;
+    f.a.exec("ALTER TABLE t1 MODIFY v BIGINT NOT NULL").await;
+    let mut last = Value::Null;
+    let paused = try_eventually(Duration::from_secs(60), CTL_POLL, async || {
+        last = f.subtask("src-a").await;
+        (last["stage"] == "Paused" && last.to_string().contains("36062")).then_some(())
+    })
+    .await;
+    assert!(paused.is_some(), "no 36062 pause: {last:#}");
+    // The other source goes on.
+    f.b.exec("INSERT INTO t1 VALUES (2, 2)").await;
+    f.wait_row(2).await;
 }

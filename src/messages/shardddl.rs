@@ -37,6 +37,11 @@ pub struct UnlockLock {
     pub action: UnlockAction,
 }
 
+/// The same request for the Optimist: `Ok(false)` when the lock is not an optimistic one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, DmError>")]
+pub struct UnlockOptimistic(pub UnlockLock);
+
 /// Drops every lock of `task` (its etcd keys were deleted: `start-task --remove-meta`, or
 /// stop-task in optimistic mode).
 #[derive(Debug, Message)]

@@ -214,6 +214,9 @@ pub struct OptLock {
     pub joined: Joined,
     /// Tables whose last DDL conflicted: the conflict message.
     pub conflicts: BTreeMap<UpTable, String>,
+    /// Conflicting tables' schemas before their first conflicting DDL (an unlock with
+    /// `skip` puts them back).
+    pub conflict_before: BTreeMap<UpTable, TableSchema>,
     /// Lower-case column → tables that dropped it while others still have it.
     pub dropped: BTreeMap<String, BTreeSet<UpTable>>,
     /// DDLs this lock ran downstream, in order (for `shard-ddl-lock`).
@@ -243,6 +246,7 @@ impl OptLock {
             tables,
             joined,
             conflicts: BTreeMap::new(),
+            conflict_before: BTreeMap::new(),
             dropped: BTreeMap::new(),
             ran: Vec::new(),
         }
@@ -259,6 +263,7 @@ impl OptLock {
     pub fn remove_table(&mut self, up: &UpTable) {
         self.tables.remove(up);
         self.conflicts.remove(up);
+        self.conflict_before.remove(up);
         for tables in self.dropped.values_mut() {
             tables.remove(up);
         }
@@ -351,6 +356,7 @@ impl OptLock {
                         self.joined = j;
                     }
                     if !self.conflicts.is_empty() {
+                        self.conflict_before.clear();
                         let mut resolved: Vec<UpTable> =
                             std::mem::take(&mut self.conflicts).into_keys().collect();
                         resolved.retain(|t| t != up);
@@ -364,6 +370,9 @@ impl OptLock {
                         self.id
                     );
                     self.conflicts.insert(up.clone(), message.clone());
+                    self.conflict_before
+                        .entry(up.clone())
+                        .or_insert_with(|| prev.unwrap_or_else(|| before.clone()));
                     answer.stage = if strict {
                         ConflictStage::Detected
                     } else {
@@ -376,6 +385,21 @@ impl OptLock {
             }
         }
         Ok(answer)
+    }
+
+    /// `shard-ddl-lock unlock --action skip` of conflicting table `up`: the lock forgets its
+    /// conflicting change (its schema is what it was before), so the join holds again; what
+    /// the table's later rows carry is the operator's call.
+    pub fn skip_conflict(&mut self, up: &UpTable) -> Result<(), DmError> {
+        let Some(before) = self.conflict_before.remove(up) else {
+            return Err(DmError::new(
+                &codes::MASTER_INVALID_OPERATE,
+                format!("{up} has no conflicting DDL in lock {}", self.id),
+            ));
+        };
+        self.conflicts.remove(up);
+        self.tables.insert(up.clone(), before);
+        Ok(())
     }
 
     /// Tables whose schema has every column of the join with the join's shape (DM's "synced").
@@ -545,6 +569,19 @@ mod tests {
         l.remove_table(&c);
         assert_eq!(l.conflicts.len(), 1);
         assert!(!l.resolved());
+    }
+
+    #[test]
+    fn skipping_a_conflict_puts_the_tables_schema_back() {
+        let (a, b) = (up("s1", "t1"), up("s2", "t1"));
+        let mut l = lock(&[a.clone(), b.clone()], WITH_C);
+        let (with_c, big) = (schema(WITH_C), schema(WITH_BIG_C));
+        let r = sync(&mut l, &a, MODIFY, &with_c, &big).unwrap();
+        assert_eq!(r.stage, ConflictStage::SkipWaitRedirect);
+        assert!(l.skip_conflict(&b).is_err());
+        l.skip_conflict(&a).unwrap();
+        assert!(l.conflicts.is_empty() && l.resolved());
+        assert_eq!(l.tables[&a], with_c);
     }
 
     #[test]

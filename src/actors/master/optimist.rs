@@ -29,7 +29,9 @@ use tracing::info;
 use super::watch::{Watched, watch_loop};
 use crate::error::{DmError, codes};
 use crate::messages::master::{SchedulerStopped, StopScheduler};
-use crate::messages::shardddl::{ForgetTask, ShowLocks};
+use crate::messages::shardddl::{
+    ForgetTask, ShowLocks, UnlockAction, UnlockLock, UnlockOptimistic,
+};
 use crate::shardddl::optimism::{Answer, ConflictStage, OptLock, UpTable};
 use crate::shardddl::pessimism::{LockView, Waiting};
 use crate::store::etcd::ha::Fence;
@@ -267,6 +269,54 @@ impl Optimist {
         self.settle(&op.id).await
     }
 
+    /// `shard-ddl-lock unlock <id> -s <source> -d <db> -t <table> --action skip`: the table's
+    /// conflicting DDL is dropped from the lock and the table is told `resolved` (its worker
+    /// replays the rows it skipped). `Ok(false)` when `m.id` is not an optimistic lock.
+    async fn unlock(&mut self, m: &UnlockLock) -> Result<bool, DmError> {
+        let Some(lock) = self.locks.get_mut(&m.id) else {
+            return Ok(false);
+        };
+        let invalid = |msg: String| Err(DmError::new(&codes::MASTER_INVALID_OPERATE, msg));
+        if m.action == UnlockAction::Exec || m.force_remove || m.owner.is_some() {
+            return invalid(format!(
+                "lock {}: an optimistic lock is unlocked with --action skip and -s, -d, -t naming the conflicting table (exec, --force-remove and --owner are not supported)",
+                m.id
+            ));
+        }
+        let (Some(source), Some(schema), Some(table)) = (&m.source, &m.database, &m.table) else {
+            return invalid(format!(
+                "lock {}: name the conflicting table with -s <source> -d <database> -t <table>",
+                m.id
+            ));
+        };
+        let up = UpTable {
+            source: source.clone(),
+            schema: schema.clone(),
+            table: table.clone(),
+        };
+        lock.skip_conflict(&up)?;
+        let op = OptimisticOp {
+            id: m.id.clone(),
+            task: lock.task.clone(),
+            source: up.source.clone(),
+            up_schema: up.schema.clone(),
+            up_table: up.table.clone(),
+            ddls: Vec::new(),
+            conflict_stage: ConflictStage::Resolved,
+            conflict_message: "unlocked by hand (--action skip)".into(),
+            done: false,
+            cols: Vec::new(),
+        };
+        let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &[op]).await?;
+        self.check(w)?;
+        self.pending
+            .entry(m.id.clone())
+            .or_default()
+            .insert(up.clone());
+        info!(lock = %m.id, table = %up, "optimistic conflict skipped by hand");
+        Ok(true)
+    }
+
     fn show(&self, m: &ShowLocks) -> Vec<LockView> {
         let t = now();
         self.locks
@@ -288,7 +338,8 @@ impl Optimist {
                         since,
                         seconds: t.saturating_sub(since),
                         resolve: format!(
-                            "run the same change on every table of the lock upstream (the last one settles it), starting with those that differ from {table}"
+                            "run the same change on every table of the lock upstream (the last one settles it), or give up {table}'s change: `dmctl shard-ddl-lock unlock '{}' -s {} -d {} -t {} --action skip`",
+                            l.id, table.source, table.schema, table.table
                         ),
                         error: message.clone(),
                     }
@@ -453,6 +504,14 @@ impl Handler<ShowLocks> for OptimistActor {
     fn handle(&mut self, m: ShowLocks, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move { core.lock().await.show(&m) }.into_actor(self))
+    }
+}
+
+impl Handler<UnlockOptimistic> for OptimistActor {
+    type Result = ResponseActFuture<Self, Result<bool, DmError>>;
+    fn handle(&mut self, m: UnlockOptimistic, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move { core.lock().await.unlock(&m.0).await }.into_actor(self))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::{DmError, codes};
 use crate::messages::rpc::{
     self, EXEC_LOCK, SKIP_LOCK, ShowDdlLocksResponse, UnlockDdlLockRequest,
 };
-use crate::messages::shardddl::{ShowLocks, UnlockAction, UnlockLock};
+use crate::messages::shardddl::{ShowLocks, UnlockAction, UnlockLock, UnlockOptimistic};
 use crate::store::etcd::shardddl::task_of_lock;
 
 /// `shard-ddl-lock [task] [-s source...]`.
@@ -83,22 +83,11 @@ async fn do_unlock(state: &MasterState, req: UnlockDdlLockRequest) -> Result<(),
             ));
         }
     };
-    // `--action`, `-d`, `-t` and `-s` choose a table of an optimistic lock; every lock here is
-    // pessimistic, where DM ignores them: refused instead of ignored.
-    if action == UnlockAction::Exec
+    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+    let optimistic_flags = action == UnlockAction::Exec
         || !req.database.is_empty()
         || !req.table.is_empty()
-        || !req.sources.is_empty()
-    {
-        return Err(DmError::new(
-            &codes::MASTER_INVALID_OPERATE,
-            format!(
-                "lock {}: --action exec, -d/--database, -t/--table and sources apply to optimistic locks; a pessimistic lock takes only --owner and --force-remove",
-                req.id
-            ),
-        ));
-    }
-    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        || !req.sources.is_empty();
     let msg = UnlockLock {
         id: req.id,
         owner: nonempty(req.replace_owner),
@@ -108,12 +97,28 @@ async fn do_unlock(state: &MasterState, req: UnlockDdlLockRequest) -> Result<(),
         table: nonempty(req.table),
         action,
     };
-    state
+    let closed = |_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED);
+    if state
         .handle
-        .pessimist()?
-        .send(msg)
+        .optimist()?
+        .send(UnlockOptimistic(msg.clone()))
         .await
-        .map_err(|_| DmError::bare(&codes::ACTOR_MAILBOX_CLOSED))?
+        .map_err(closed)??
+    {
+        return Ok(());
+    }
+    // A pessimistic lock (or none): `--action exec`, `-d`, `-t` and `-s` choose a table of an
+    // optimistic lock, where DM ignores them: refused instead of ignored.
+    if optimistic_flags {
+        return Err(DmError::new(
+            &codes::MASTER_INVALID_OPERATE,
+            format!(
+                "lock {}: --action exec, -d/--database, -t/--table and -s apply to optimistic locks; a pessimistic lock takes only --owner and --force-remove",
+                msg.id
+            ),
+        ));
+    }
+    state.handle.pessimist()?.send(msg).await.map_err(closed)?
 }
 
 async fn unlock(

@@ -1156,3 +1156,60 @@ async fn strict_optimistic_mode_stops_the_task_on_a_conflict() {
     f.b.exec("INSERT INTO t1 VALUES (2, 2)").await;
     f.wait_row(2).await;
 }
+
+#[tokio::test]
+async fn optimistic_conflict_skipped_by_hand_replays_the_tables_rows() {
+    let _one_cluster_at_a_time = serial().await;
+    let f = Fleet::start_mode("shsk", "shard-mode: \"optimistic\"").await;
+    f.a.exec("INSERT INTO t1 VALUES (1, 1)").await;
+    f.converge("before any DDL").await;
+    f.a.exec("ALTER TABLE t1 MODIFY v BIGINT NOT NULL").await;
+    f.a.exec("INSERT INTO t1 VALUES (2, 2)").await;
+    f.b.exec("INSERT INTO t1 VALUES (3, 3)").await;
+    let lock = f.wait_lock("conflict").await;
+    let resolve = lock["waiting"]["resolve"].as_str().unwrap().to_string();
+    assert!(resolve.contains("--action skip"), "{lock:#}");
+    f.wait_row(3).await;
+    assert!(!f.merged_ids().await.contains(&2));
+    let a = f.a.name().to_string();
+    // exec is not supported for optimistic locks: refused, the lock unchanged.
+    let out = f
+        .cluster
+        .dmctl(&[
+            "shard-ddl-lock",
+            "unlock",
+            &f.lock_id(),
+            "-s",
+            "src-a",
+            "-d",
+            &a,
+            "-t",
+            "t1",
+            "-a",
+            "exec",
+        ])
+        .await;
+    assert!(!out.ok() && out.stdout.contains("--action skip"), "{out}");
+    let out = f
+        .cluster
+        .dmctl(&[
+            "shard-ddl-lock",
+            "unlock",
+            &f.lock_id(),
+            "-s",
+            "src-a",
+            "-d",
+            &a,
+            "-t",
+            "t1",
+            "-a",
+            "skip",
+        ])
+        .await;
+    assert_ok(&out, "unlock --action skip");
+    // The table's skipped row is replayed; the merged column keeps its type.
+    f.wait_row(2).await;
+    f.a.exec("INSERT INTO t1 VALUES (4, 4)").await;
+    f.converge("after the skip").await;
+    f.wait_no_lock().await;
+}

@@ -178,7 +178,43 @@ impl Optimist {
     }
 
     async fn on_info(&mut self, info: OptimisticInfo) -> Result<(), DmError> {
+        let id = info.lock_id();
+        let dropped_before: BTreeSet<String> = self
+            .locks
+            .get(&id)
+            .map(|l| l.dropped.keys().cloned().collect())
+            .unwrap_or_default();
         let ops = self.answer(&info);
+        // DM's dropped-columns keys follow the lock's partially dropped columns (written
+        // before the Operations, so a worker that sees its Operation sees them too).
+        let dropped_after: BTreeSet<String> = self
+            .locks
+            .get(&id)
+            .map(|l| l.dropped.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(own) = ops.first()
+            && !own.cols.is_empty()
+        {
+            let w = store::put_dropped_columns(
+                &mut self.client,
+                self.fence.as_ref(),
+                &id,
+                &own.cols
+                    .iter()
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect::<Vec<_>>(),
+                &info.up(),
+            )
+            .await?;
+            self.check(w)?;
+        }
+        let gone: Vec<String> = dropped_before.difference(&dropped_after).cloned().collect();
+        if !gone.is_empty() {
+            let w =
+                store::delete_dropped_columns(&mut self.client, self.fence.as_ref(), &id, &gone)
+                    .await?;
+            self.check(w)?;
+        }
         let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &ops).await?;
         self.check(w)?;
         for op in &ops {
@@ -249,6 +285,9 @@ impl Optimist {
         let w =
             store::delete_optimistic_lock(&mut self.client, self.fence.as_ref(), &task, &tables)
                 .await?;
+        self.check(w)?;
+        let w =
+            store::delete_dropped_columns(&mut self.client, self.fence.as_ref(), id, &[]).await?;
         self.check(w)?;
         self.locks.remove(id);
         self.since.remove(id);

@@ -318,6 +318,64 @@ pub async fn put_optimistic_ops(
     .await
 }
 
+/// Master: records that `up` dropped `columns` of lock `lock_id` while other tables still
+/// have them (DM's `DropNotDone` = 0).
+pub async fn put_dropped_columns(
+    client: &mut Client,
+    fence: Option<&Fence>,
+    lock_id: &str,
+    columns: &[String],
+    up: &UpTable,
+) -> Result<Written, DmError> {
+    let puts = columns
+        .iter()
+        .map(|c| {
+            TxnOp::put(
+                key(
+                    keys::SHARDDDL_OPTIMISM_DROPPED_COLUMNS,
+                    &[lock_id, c, &up.source, &up.schema, &up.table],
+                ),
+                "0",
+                None,
+            )
+        })
+        .collect();
+    fenced(client, fence, Vec::new(), puts, "recording dropped columns").await
+}
+
+/// Master: forgets the partially dropped `columns` of lock `lock_id` (every column when
+/// empty).
+pub async fn delete_dropped_columns(
+    client: &mut Client,
+    fence: Option<&Fence>,
+    lock_id: &str,
+    columns: &[String],
+) -> Result<Written, DmError> {
+    let prefixes: Vec<String> = if columns.is_empty() {
+        vec![keys::prefix(
+            keys::SHARDDDL_OPTIMISM_DROPPED_COLUMNS,
+            &[lock_id],
+        )]
+    } else {
+        columns
+            .iter()
+            .map(|c| keys::prefix(keys::SHARDDDL_OPTIMISM_DROPPED_COLUMNS, &[lock_id, c]))
+            .collect()
+    };
+    let dels = prefixes
+        .into_iter()
+        .map(|p| TxnOp::delete(p, Some(etcd_client::DeleteOptions::new().with_prefix())))
+        .collect();
+    fenced(
+        client,
+        fence,
+        Vec::new(),
+        dels,
+        "forgetting dropped columns",
+    )
+    .await
+}
+
 /// Master: deletes the Infos and Operations of `tables` of `task` (a resolved lock).
 pub async fn delete_optimistic_lock(
     client: &mut Client,

@@ -154,6 +154,40 @@ async fn optimist_runs_a_ddl_once_per_join_change_and_settles_a_conflict_across_
         .unwrap();
     assert!(left.kvs().is_empty());
 
+    // DROP COLUMN: partially dropped (DM's dropped-columns key) until the last table.
+    const DROP: &str = "ALTER TABLE `db`.`tb` DROP COLUMN `c`";
+    let dropped = |etcd: &mut etcd_client::Client| {
+        let mut etcd = etcd.clone();
+        async move {
+            etcd.get(
+                "/dm-master/shardddl-optimism/dropped-columns/",
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
+            .await
+            .unwrap()
+            .kvs()
+            .len()
+        }
+    };
+    for (i, t) in [&a1, &a2, &b1].into_iter().enumerate() {
+        let op = w.report(t, DROP, WITH_C, BASE).await;
+        if i < 2 {
+            assert!(op.ddls.is_empty(), "{t}: {op:?}");
+            assert_eq!(op.cols, ["c"], "{op:?}");
+            assert_eq!(dropped(&mut w.etcd).await, i + 1);
+        } else {
+            assert_eq!(op.ddls, [DROP], "{op:?}");
+            assert_eq!(dropped(&mut w.etcd).await, 0);
+        }
+        w.done(&op).await;
+    }
+    wait_locks(&cluster, "the drop settled", |l| l.is_empty()).await;
+    for t in [&a1, &a2, &b1] {
+        let op = w.report(t, ADD, BASE, WITH_C).await;
+        w.done(&op).await;
+    }
+    wait_locks(&cluster, "c added again", |l| l.is_empty()).await;
+
     // A type change on two tables of three conflicts; they wait for a redirect.
     for t in [&a1, &a2] {
         let op = w.report(t, MODIFY, WITH_C, WITH_BIG_C).await;

@@ -18,24 +18,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{DmError, codes};
 use crate::sql::schema_tracker::{ColumnDef, TableSchema};
-
-/// One upstream table of a lock.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct UpTable {
-    pub source: String,
-    pub schema: String,
-    pub table: String,
-}
-
-impl std::fmt::Display for UpTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-`{}`.`{}`", self.source, self.schema, self.table)
-    }
-}
+pub use crate::store::etcd::optimism::{ConflictStage, UpTable};
 
 /// What the join compares of a column: all but its name and position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,39 +137,6 @@ pub fn join<'a>(
         j.indexes.extend(index_names(t));
     }
     Ok(j)
-}
-
-/// DM's conflict stages of an Operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum ConflictStage {
-    /// Run the returned DDLs (maybe none) and go on.
-    #[default]
-    #[serde(rename = "none")]
-    None,
-    /// The DDL conflicts; strict mode: the task stops.
-    #[serde(rename = "detected")]
-    Detected,
-    /// The DDL conflicts: skip it and the table's rows until `resolved`.
-    #[serde(rename = "skip and wait for redirect")]
-    SkipWaitRedirect,
-    /// The conflict this table waited on is gone: replay what was skipped.
-    #[serde(rename = "resolved")]
-    Resolved,
-    /// The lock refused the report (the message holds the coded error); the task stops.
-    #[serde(rename = "error")]
-    Error,
-}
-
-impl ConflictStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Detected => "detected",
-            Self::SkipWaitRedirect => "skip and wait for redirect",
-            Self::Resolved => "resolved",
-            Self::Error => "error",
-        }
-    }
 }
 
 /// What the lock answers one table's DDLs.

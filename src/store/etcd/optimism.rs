@@ -12,8 +12,54 @@ use super::ha::{Fence, decode_json, json};
 use super::keys::{self, key};
 use super::shardddl::{Written, fenced, get_values, txn_err};
 use crate::error::{DmError, codes};
-use crate::shardddl::optimism::{ConflictStage, UpTable};
 use crate::sql::schema_tracker::TableSchema;
+
+/// One upstream table of a lock.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UpTable {
+    pub source: String,
+    pub schema: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for UpTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-`{}`.`{}`", self.source, self.schema, self.table)
+    }
+}
+
+/// DM's conflict stages of an Operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ConflictStage {
+    /// Run the returned DDLs (maybe none) and go on.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// The DDL conflicts; strict mode: the task stops.
+    #[serde(rename = "detected")]
+    Detected,
+    /// The DDL conflicts: skip it and the table's rows until `resolved`.
+    #[serde(rename = "skip and wait for redirect")]
+    SkipWaitRedirect,
+    /// The conflict this table waited on is gone: replay what was skipped.
+    #[serde(rename = "resolved")]
+    Resolved,
+    /// The lock refused the report (the message holds the coded error); the task stops.
+    #[serde(rename = "error")]
+    Error,
+}
+
+impl ConflictStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Detected => "detected",
+            Self::SkipWaitRedirect => "skip and wait for redirect",
+            Self::Resolved => "resolved",
+            Self::Error => "error",
+        }
+    }
+}
 
 /// DM's empty struct value of the source-tables map.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,6 +58,17 @@ pub struct Optimist {
     source_tables: BTreeMap<(String, String), SourceTables>,
     /// Lock → tables whose last Operation is not done.
     pending: BTreeMap<String, BTreeSet<UpTable>>,
+    /// `resolved` Operations held until the table whose DDL settled the conflict reports
+    /// done: a table must not replay its rows before the DDL ran downstream.
+    deferred: BTreeMap<(String, UpTable), Vec<OptimisticOp>>,
+}
+
+fn up_of(op: &OptimisticOp) -> UpTable {
+    UpTable {
+        source: op.source.clone(),
+        schema: op.up_schema.clone(),
+        table: op.up_table.clone(),
+    }
 }
 
 impl Optimist {
@@ -156,6 +167,7 @@ impl Optimist {
             .into_iter()
             .map(|s| ((s.task.clone(), s.source.clone()), s))
             .collect();
+        self.deferred.clear();
         for (info, _) in &st.infos {
             self.answer(info);
         }
@@ -163,11 +175,52 @@ impl Optimist {
             self.pending
                 .entry(op.id.clone())
                 .or_default()
-                .insert(UpTable {
-                    source: op.source.clone(),
-                    schema: op.up_schema.clone(),
-                    table: op.up_table.clone(),
-                });
+                .insert(up_of(op));
+        }
+        // Tables told to wait for a redirect whose conflict the replay shows settled: they
+        // are told `resolved` now, or once the settling DDL's Operation is done.
+        let mut resolved: Vec<OptimisticOp> = Vec::new();
+        for op in &st.ops {
+            let up = up_of(op);
+            if op.conflict_stage != ConflictStage::SkipWaitRedirect
+                || self
+                    .locks
+                    .get(&op.id)
+                    .is_none_or(|l| l.conflicts.contains_key(&up))
+            {
+                continue;
+            }
+            resolved.push(OptimisticOp {
+                ddls: Vec::new(),
+                conflict_stage: ConflictStage::Resolved,
+                conflict_message: String::new(),
+                done: false,
+                cols: Vec::new(),
+                ..op.clone()
+            });
+        }
+        for op in resolved {
+            let settling = st
+                .ops
+                .iter()
+                .find(|o| o.id == op.id && !o.done && !o.ddls.is_empty())
+                .map(up_of);
+            self.pending
+                .entry(op.id.clone())
+                .or_default()
+                .insert(up_of(&op));
+            match settling {
+                Some(t) => self
+                    .deferred
+                    .entry((op.id.clone(), t))
+                    .or_default()
+                    .push(op),
+                None => {
+                    let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &[op])
+                        .await?;
+                    self.check(w)?;
+                }
+            }
         }
         info!(
             locks = self.locks.len(),
@@ -215,8 +268,21 @@ impl Optimist {
                     .await?;
             self.check(w)?;
         }
-        let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &ops).await?;
+        // The settling table's DDL runs first; the waiting tables hear `resolved` after.
+        let (now, later) = match ops.split_first() {
+            Some((own, rest)) if !own.ddls.is_empty() && !rest.is_empty() => {
+                (vec![own.clone()], rest.to_vec())
+            }
+            _ => (ops.clone(), Vec::new()),
+        };
+        let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &now).await?;
         self.check(w)?;
+        if !later.is_empty() {
+            self.deferred
+                .entry((id.clone(), info.up()))
+                .or_default()
+                .extend(later);
+        }
         for op in &ops {
             self.pending
                 .entry(op.id.clone())
@@ -304,6 +370,11 @@ impl Optimist {
         };
         if let Some(p) = self.pending.get_mut(&op.id) {
             p.remove(&up);
+        }
+        if let Some(ops) = self.deferred.remove(&(op.id.clone(), up)) {
+            let w = store::put_optimistic_ops(&mut self.client, self.fence.as_ref(), &ops).await?;
+            self.check(w)?;
+            info!(lock = %op.id, tables = ops.len(), "the settling DDL ran; waiting tables told resolved");
         }
         self.settle(&op.id).await
     }
@@ -477,6 +548,7 @@ impl OptimistActor {
             since: BTreeMap::new(),
             source_tables: BTreeMap::new(),
             pending: BTreeMap::new(),
+            deferred: BTreeMap::new(),
         };
         let rev = core.rebuild().await?;
         Ok(OptimistActor {
@@ -567,10 +639,12 @@ impl Handler<ForgetTask> for OptimistActor {
                     locks,
                     since,
                     pending,
+                    deferred,
                     ..
                 } = &mut *g;
                 since.retain(|id, _| locks.contains_key(id));
                 pending.retain(|id, _| locks.contains_key(id));
+                deferred.retain(|(id, _), _| locks.contains_key(id));
             }
             .into_actor(self),
         )

@@ -602,11 +602,15 @@ pub enum KeepaliveEvent {
     Delete(String),
 }
 
-/// Watches every keepalive key from `revision` (inclusive).
-pub async fn watch_keepalives(client: &mut Client, revision: i64) -> Result<WatchStream, DmError> {
+/// Watches every key under `prefix` from `revision` (inclusive).
+pub async fn watch_prefix(
+    client: &mut Client,
+    prefix: &str,
+    revision: i64,
+) -> Result<WatchStream, DmError> {
     client
         .watch(
-            keys::WORKER_KEEPALIVE,
+            prefix,
             Some(
                 WatchOptions::new()
                     .with_prefix()
@@ -615,12 +619,29 @@ pub async fn watch_keepalives(client: &mut Client, revision: i64) -> Result<Watc
         )
         .await
         .map_err(|e| {
-            DmError::new(
-                &codes::HA_FAIL_WATCH_ETCD,
-                format!("watching `{}`", keys::WORKER_KEEPALIVE),
-            )
-            .with_cause(e)
+            DmError::new(&codes::HA_FAIL_WATCH_ETCD, format!("watching `{prefix}`")).with_cause(e)
         })
+}
+
+/// `Err` when the watch answering `resp` was cancelled or compacted (re-read, then watch
+/// again); `what` names the watch.
+pub fn watch_alive(resp: &etcd_client::WatchResponse, what: &str) -> Result<(), DmError> {
+    if resp.canceled() || resp.compact_revision() > 0 {
+        return Err(DmError::new(
+            &codes::HA_FAIL_WATCH_ETCD,
+            format!(
+                "the {what} watch was cancelled (compact revision {}): {}",
+                resp.compact_revision(),
+                resp.cancel_reason()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Watches every keepalive key from `revision` (inclusive).
+pub async fn watch_keepalives(client: &mut Client, revision: i64) -> Result<WatchStream, DmError> {
+    watch_prefix(client, keys::WORKER_KEEPALIVE, revision).await
 }
 
 /// The keepalive events of one watch response and the revision after its last event; `Err`
@@ -628,16 +649,7 @@ pub async fn watch_keepalives(client: &mut Client, revision: i64) -> Result<Watc
 pub fn keepalive_events(
     resp: &etcd_client::WatchResponse,
 ) -> Result<(Vec<KeepaliveEvent>, Option<i64>), DmError> {
-    if resp.canceled() || resp.compact_revision() > 0 {
-        return Err(DmError::new(
-            &codes::HA_FAIL_WATCH_ETCD,
-            format!(
-                "the keepalive watch was cancelled (compact revision {}): {}",
-                resp.compact_revision(),
-                resp.cancel_reason()
-            ),
-        ));
-    }
+    watch_alive(resp, "keepalive")?;
     let mut out = Vec::new();
     let mut next = None;
     for ev in resp.events() {

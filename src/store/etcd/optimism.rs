@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ha::{Fence, decode_json, json};
 use super::keys::{self, key};
 use super::shardddl::{Written, fenced, get_values, txn_err};
-use crate::error::{DmError, codes};
+use crate::error::DmError;
 use crate::sql::schema_tracker::TableSchema;
 
 /// One upstream table of a lock.
@@ -290,39 +290,14 @@ pub async fn watch_optimistic(
     client: &mut Client,
     revision: i64,
 ) -> Result<etcd_client::WatchStream, DmError> {
-    client
-        .watch(
-            OPTIMISM_PREFIX,
-            Some(
-                etcd_client::WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision),
-            ),
-        )
-        .await
-        .map_err(|e| {
-            DmError::new(
-                &codes::HA_FAIL_WATCH_ETCD,
-                "watching the optimistic shard DDL state",
-            )
-            .with_cause(e)
-        })
+    super::ha::watch_prefix(client, OPTIMISM_PREFIX, revision).await
 }
 
 /// The PUT events of one watch response; `Err` when the watch was cancelled or compacted.
 pub fn optimistic_events(
     resp: &etcd_client::WatchResponse,
 ) -> Result<Vec<OptimisticEvent>, DmError> {
-    if resp.canceled() || resp.compact_revision() > 0 {
-        return Err(DmError::new(
-            &codes::HA_FAIL_WATCH_ETCD,
-            format!(
-                "the optimistic shard DDL watch was cancelled (compact revision {}): {}",
-                resp.compact_revision(),
-                resp.cancel_reason()
-            ),
-        ));
-    }
+    super::ha::watch_alive(resp, "optimistic shard DDL")?;
     let mut out = Vec::new();
     for ev in resp.events() {
         if ev.event_type() != etcd_client::EventType::Put {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ha::{Fence, decode_json, etcd_err, json};
 use super::keys::{self, key};
-use crate::error::{DmError, codes};
+use crate::error::DmError;
 
 /// DM's lock id: ``<task>-`<schema>`.`<table>` `` of the target table (backquotes in names
 /// doubled).
@@ -257,23 +257,7 @@ pub async fn watch_pessimistic(
     client: &mut Client,
     revision: i64,
 ) -> Result<etcd_client::WatchStream, DmError> {
-    client
-        .watch(
-            PESSIMISM_PREFIX,
-            Some(
-                etcd_client::WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision),
-            ),
-        )
-        .await
-        .map_err(|e| {
-            DmError::new(
-                &codes::HA_FAIL_WATCH_ETCD,
-                "watching the pessimistic shard DDL state",
-            )
-            .with_cause(e)
-        })
+    super::ha::watch_prefix(client, PESSIMISM_PREFIX, revision).await
 }
 
 /// Everything below `/dm-master/shardddl-pessimism/`.
@@ -283,16 +267,7 @@ const PESSIMISM_PREFIX: &str = "/dm-master/shardddl-pessimism/";
 pub fn pessimistic_events(
     resp: &etcd_client::WatchResponse,
 ) -> Result<Vec<PessimisticEvent>, DmError> {
-    if resp.canceled() || resp.compact_revision() > 0 {
-        return Err(DmError::new(
-            &codes::HA_FAIL_WATCH_ETCD,
-            format!(
-                "the shard DDL watch was cancelled (compact revision {}): {}",
-                resp.compact_revision(),
-                resp.cancel_reason()
-            ),
-        ));
-    }
+    super::ha::watch_alive(resp, "shard DDL")?;
     let mut out = Vec::new();
     for ev in resp.events() {
         if ev.event_type() != etcd_client::EventType::Put {

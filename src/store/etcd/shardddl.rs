@@ -438,6 +438,15 @@ pub async fn delete_task(client: &mut Client, task: &str) -> Result<(), DmError>
             Some(DeleteOptions::new().with_prefix()),
         )
     })
+    // Dropped columns are keyed by lock ID, ``<task>-`schema`.`table` ``: every lock of the
+    // task shares the hex of ``<task>-` `` as the start of its first segment.
+    .chain(std::iter::once(TxnOp::delete(
+        keys::key(
+            keys::SHARDDDL_OPTIMISM_DROPPED_COLUMNS,
+            &[&format!("{task}-`")],
+        ),
+        Some(DeleteOptions::new().with_prefix()),
+    )))
     .collect();
     client
         .txn(Txn::new().and_then(ops))

@@ -250,4 +250,36 @@ async fn optimist_runs_a_ddl_once_per_join_change_and_settles_a_conflict_across_
     .await;
     let out = cluster.dmctl(&["shard-ddl-lock"]).await;
     assert_ok(&out, "shard-ddl-lock");
+
+    // Removing a task's shard DDL meta takes its dropped-columns keys (keyed by lock ID)
+    // and leaves another task's, even one whose name starts the same.
+    let dropped_key = |task: &str| {
+        format!(
+            "/dm-master/shardddl-optimism/dropped-columns/{}/{}/{}/{}/{}",
+            hex::encode(format!("{task}-`db`.`tb`")),
+            hex::encode("c"),
+            hex::encode("s1"),
+            hex::encode("shard"),
+            hex::encode("t1")
+        )
+    };
+    for task in [TASK, "opt2"] {
+        w.etcd.put(dropped_key(task), "0", None).await.unwrap();
+    }
+    dm::store::etcd::shardddl::delete_task(&mut w.etcd, TASK)
+        .await
+        .unwrap();
+    let left: Vec<String> = w
+        .etcd
+        .get(
+            "/dm-master/shardddl-optimism/dropped-columns/",
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap()
+        .kvs()
+        .iter()
+        .map(|kv| kv.key_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, [dropped_key("opt2")]);
 }

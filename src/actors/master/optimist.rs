@@ -26,7 +26,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::info;
 
-use super::watch::{Watched, watch_loop};
+use super::watch::{LeaderTerm, Watched};
 use crate::error::{DmError, codes};
 use crate::messages::master::{SchedulerStopped, StopScheduler};
 use crate::messages::shardddl::{
@@ -523,12 +523,7 @@ impl Watched for Optimist {
 /// The actor.
 pub struct OptimistActor {
     core: Rc<Mutex<Optimist>>,
-    client: Client,
-    deposed: Rc<Cell<bool>>,
-    watch_from: i64,
-    fence: Option<Fence>,
-    parent: Option<Recipient<SchedulerStopped>>,
-    stop_reason: String,
+    term: LeaderTerm,
 }
 
 impl OptimistActor {
@@ -553,21 +548,9 @@ impl OptimistActor {
         let rev = core.rebuild().await?;
         Ok(OptimistActor {
             core: Rc::new(Mutex::new(core)),
-            client,
-            deposed,
-            watch_from: rev + 1,
-            fence,
-            parent,
-            stop_reason: "dropped".into(),
+            term: LeaderTerm::new(client, deposed, rev, fence, parent),
         }
         .start())
-    }
-
-    fn check_deposed(&mut self, ctx: &mut Context<Self>) {
-        if self.deposed.get() {
-            self.stop_reason = "election key lost (deposed)".into();
-            ctx.stop();
-        }
     }
 }
 
@@ -581,31 +564,25 @@ impl Actor for OptimistActor {
             reason = "won election",
             "actor started"
         );
-        let w = watch_loop(self.core.clone(), self.client.clone(), self.watch_from);
+        let w = self.term.watch(&self.core);
         ctx.spawn(
             w.into_actor(self)
-                .map(|(), act, ctx| act.check_deposed(ctx)),
+                .map(|(), act, ctx| act.term.check_deposed(ctx)),
         );
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.check_deposed(ctx));
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.term.check_deposed(ctx)
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        info!(actor = "Optimist", parent = "Election", reason = %self.stop_reason, "actor stopped");
-        if self.deposed.get()
-            && let Some(p) = &self.parent
-        {
-            p.do_send(SchedulerStopped {
-                reason: self.stop_reason.clone(),
-                fence: self.fence.clone(),
-            });
-        }
+        self.term.stopped("Optimist");
     }
 }
 
 impl Handler<StopScheduler> for OptimistActor {
     type Result = ();
     fn handle(&mut self, m: StopScheduler, ctx: &mut Context<Self>) {
-        self.stop_reason = m.reason;
+        self.term.stop_reason = m.reason;
         ctx.stop();
     }
 }

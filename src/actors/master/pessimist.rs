@@ -26,7 +26,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::watch::{Watched, watch_loop};
+use super::watch::{LeaderTerm, Watched};
 use crate::error::{DmError, codes};
 use crate::messages::master::{SchedulerStopped, StopScheduler};
 use crate::messages::shardddl::{ForgetTask, ShowLocks, UnlockLock};
@@ -213,12 +213,7 @@ async fn wait_done(client: &mut Client, task: &str, source: &str, id: &str) -> b
 /// The actor.
 pub struct PessimistActor {
     core: Rc<Mutex<Pessimist>>,
-    client: Client,
-    deposed: Rc<Cell<bool>>,
-    watch_from: i64,
-    fence: Option<Fence>,
-    parent: Option<Recipient<SchedulerStopped>>,
-    stop_reason: String,
+    term: LeaderTerm,
 }
 
 impl PessimistActor {
@@ -239,21 +234,9 @@ impl PessimistActor {
         let rev = core.rebuild().await?;
         Ok(PessimistActor {
             core: Rc::new(Mutex::new(core)),
-            client,
-            deposed,
-            watch_from: rev + 1,
-            fence,
-            parent,
-            stop_reason: "dropped".into(),
+            term: LeaderTerm::new(client, deposed, rev, fence, parent),
         }
         .start())
-    }
-
-    fn check_deposed(&mut self, ctx: &mut Context<Self>) {
-        if self.deposed.get() {
-            self.stop_reason = "election key lost (deposed)".into();
-            ctx.stop();
-        }
     }
 }
 
@@ -292,32 +275,26 @@ impl Actor for PessimistActor {
             reason = "won election",
             "actor started"
         );
-        let w = watch_loop(self.core.clone(), self.client.clone(), self.watch_from);
+        let w = self.term.watch(&self.core);
         ctx.spawn(
             w.into_actor(self)
-                .map(|(), act, ctx| act.check_deposed(ctx)),
+                .map(|(), act, ctx| act.term.check_deposed(ctx)),
         );
         // A lost fence is noticed on the next write; check now and then as well.
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.check_deposed(ctx));
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.term.check_deposed(ctx)
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        info!(actor = "Pessimist", parent = "Election", reason = %self.stop_reason, "actor stopped");
-        if self.deposed.get()
-            && let Some(p) = &self.parent
-        {
-            p.do_send(SchedulerStopped {
-                reason: self.stop_reason.clone(),
-                fence: self.fence.clone(),
-            });
-        }
+        self.term.stopped("Pessimist");
     }
 }
 
 impl Handler<StopScheduler> for PessimistActor {
     type Result = ();
     fn handle(&mut self, m: StopScheduler, ctx: &mut Context<Self>) {
-        self.stop_reason = m.reason;
+        self.term.stop_reason = m.reason;
         ctx.stop();
     }
 }
@@ -350,7 +327,7 @@ impl Handler<UnlockLock> for PessimistActor {
     type Result = ResponseActFuture<Self, Result<(), DmError>>;
     fn handle(&mut self, m: UnlockLock, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
-        let mut client = self.client.clone();
+        let mut client = self.term.client.clone();
         let fut = async move {
             // 1. The owner executes.
             let (lock, owner) = {
@@ -449,7 +426,7 @@ impl Handler<UnlockLock> for PessimistActor {
             Ok(())
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            act.check_deposed(ctx);
+            act.term.check_deposed(ctx);
             res
         }))
     }

@@ -28,7 +28,7 @@ use etcd_client::Client;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::watch::{Watched, watch_loop};
+use super::watch::{LeaderTerm, Watched};
 use crate::config::{SourceConfig, SubTaskConfig};
 use crate::error::{DmError, codes};
 use crate::ids::SubtaskKey;
@@ -880,12 +880,7 @@ fn went_offline(worker: &str, source: &str) -> DmError {
 /// The leader-only Scheduler actor: a FIFO-locked [`Scheduler`] plus the keepalive watch.
 pub struct SchedulerActor {
     core: Rc<Mutex<Scheduler>>,
-    client: Client,
-    deposed: Rc<Cell<bool>>,
-    watch_from: i64,
-    fence: Option<Fence>,
-    parent: Option<Recipient<SchedulerStopped>>,
-    stop_reason: String,
+    term: LeaderTerm,
 }
 
 impl SchedulerActor {
@@ -901,12 +896,7 @@ impl SchedulerActor {
         let deposed = core.deposed.clone();
         Ok(SchedulerActor {
             core: Rc::new(Mutex::new(core)),
-            client,
-            deposed,
-            watch_from: rev + 1,
-            fence,
-            parent,
-            stop_reason: "dropped".into(),
+            term: LeaderTerm::new(client, deposed, rev, fence, parent),
         }
         .start())
     }
@@ -922,16 +912,9 @@ impl SchedulerActor {
             f(&mut guard).await
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            act.check_deposed(ctx);
+            act.term.check_deposed(ctx);
             res
         }))
-    }
-
-    fn check_deposed(&mut self, ctx: &mut Context<Self>) {
-        if self.deposed.get() {
-            self.stop_reason = "election key lost (deposed)".into();
-            ctx.stop();
-        }
     }
 }
 
@@ -972,23 +955,15 @@ impl Actor for SchedulerActor {
             reason = "won election",
             "actor started"
         );
-        let watch = watch_loop(self.core.clone(), self.client.clone(), self.watch_from);
+        let watch = self.term.watch(&self.core);
         ctx.spawn(watch.into_actor(self).map(|(), act, ctx| {
             // The watch loop ends only when deposed.
-            act.check_deposed(ctx);
+            act.term.check_deposed(ctx);
         }));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        info!(actor = "Scheduler", parent = "Election", reason = %self.stop_reason, "actor stopped");
-        if self.deposed.get()
-            && let Some(p) = &self.parent
-        {
-            p.do_send(SchedulerStopped {
-                reason: self.stop_reason.clone(),
-                fence: self.fence.clone(),
-            });
-        }
+        self.term.stopped("Scheduler");
     }
 }
 
@@ -1073,7 +1048,7 @@ impl Handler<GetClusterView> for SchedulerActor {
 impl Handler<StopScheduler> for SchedulerActor {
     type Result = ();
     fn handle(&mut self, m: StopScheduler, ctx: &mut Context<Self>) {
-        self.stop_reason = m.reason;
+        self.term.stop_reason = m.reason;
         ctx.stop();
     }
 }

@@ -5,8 +5,11 @@
 //! read at. Ends when the core is deposed (its fenced writes failed: another leader is in
 //! charge).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
+
+use actix::prelude::*;
 
 use etcd_client::{Client, WatchResponse, WatchStream};
 use tokio::sync::Mutex;
@@ -14,6 +17,8 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::error::{DmError, codes};
+use crate::messages::master::SchedulerStopped;
+use crate::store::etcd::ha::Fence;
 
 /// A leader-side core fed by one etcd watch.
 pub(crate) trait Watched {
@@ -94,6 +99,64 @@ pub(crate) async fn watch_loop<C: Watched>(core: Rc<Mutex<C>>, mut client: Clien
                 }
                 Err(e) => warn!(error = %e.chain(), "re-reading the {} state failed", C::WHAT),
             }
+        }
+    }
+}
+
+/// What a leader-only actor (Scheduler, Pessimist, Optimist) keeps of its term: the etcd
+/// client, whether its core found itself deposed, where its watch starts, its fence, the
+/// Election to tell when it stops deposed, and why it stopped.
+pub(crate) struct LeaderTerm {
+    pub client: Client,
+    pub deposed: Rc<Cell<bool>>,
+    pub watch_from: i64,
+    pub fence: Option<Fence>,
+    pub parent: Option<Recipient<SchedulerStopped>>,
+    pub stop_reason: String,
+}
+
+impl LeaderTerm {
+    /// A term whose state was read at `revision`.
+    pub fn new(
+        client: Client,
+        deposed: Rc<Cell<bool>>,
+        revision: i64,
+        fence: Option<Fence>,
+        parent: Option<Recipient<SchedulerStopped>>,
+    ) -> Self {
+        Self {
+            client,
+            deposed,
+            watch_from: revision + 1,
+            fence,
+            parent,
+            stop_reason: "dropped".into(),
+        }
+    }
+
+    /// `core`'s watch loop from the term's revision (see [`watch_loop`]).
+    pub fn watch<C: Watched>(&self, core: &Rc<Mutex<C>>) -> impl Future<Output = ()> + use<C> {
+        watch_loop(core.clone(), self.client.clone(), self.watch_from)
+    }
+
+    /// Stops the actor once its core found itself deposed.
+    pub fn check_deposed<A: Actor<Context = Context<A>>>(&mut self, ctx: &mut Context<A>) {
+        if self.deposed.get() {
+            self.stop_reason = "election key lost (deposed)".into();
+            ctx.stop();
+        }
+    }
+
+    /// Logs the stop of `actor`; a deposed one tells the Election.
+    pub fn stopped(&self, actor: &str) {
+        info!(actor, parent = "Election", reason = %self.stop_reason, "actor stopped");
+        if self.deposed.get()
+            && let Some(p) = &self.parent
+        {
+            p.do_send(SchedulerStopped {
+                reason: self.stop_reason.clone(),
+                fence: self.fence.clone(),
+            });
         }
     }
 }
